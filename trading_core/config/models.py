@@ -1,0 +1,435 @@
+"""Frozen, strict pydantic models for every section of the three config files.
+
+Defaults are the seed's ("Scalable 400-Coin Engine Architecture" v3.0); where the seed is
+silent the default is documented on the field. Every model forbids unknown keys.
+"""
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from trading_core.types import TIMEFRAMES
+
+Pct = Annotated[float, Field(ge=0.0, le=100.0)]
+Prob = Annotated[float, Field(ge=0.0, le=1.0)]
+PosFloat = Annotated[float, Field(gt=0.0)]
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class Strict(BaseModel):
+    """Base: frozen, unknown keys rejected, values validated on assignment and construction."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+# --- engine ------------------------------------------------------------------------------------
+
+
+class EngineSection(Strict):
+    max_coins: PosInt = 400
+    active_coins: PosInt = 20
+    max_concurrent_trades: PosInt = 500
+    timeframes: tuple[str, ...] = ("1h", "4h")
+    quote: str = "USDT"
+    seed: NonNegInt = 42
+
+    @field_validator("timeframes")
+    @classmethod
+    def _known_timeframes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [tf for tf in value if tf not in TIMEFRAMES]
+        if bad or not value:
+            raise ValueError(f"timeframes {list(value)!r}: each must be one of {list(TIMEFRAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _active_within_max(self) -> "EngineSection":
+        if self.active_coins > self.max_coins:
+            raise ValueError(
+                f"active_coins={self.active_coins} exceeds max_coins={self.max_coins}; "
+                "set active_coins <= max_coins"
+            )
+        return self
+
+
+# --- market data --------------------------------------------------------------------------------
+
+
+class SyntheticMarketSection(Strict):
+    n_coins: PosInt = 450
+    days: PosInt = 365
+    seed: NonNegInt = 7
+    end_date: date = date(2026, 11, 1)
+    mode: Literal["structured", "null"] = "structured"
+    structure_strength: NonNegFloat = 1.0
+
+
+class ExchangeSection(Strict):
+    """Exchange access. Keys are secrets: only from the environment, never from a file."""
+
+    name: str = "binance"
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    sandbox: bool = False
+    timeout_ms: PosInt = 10_000
+    max_retries: NonNegInt = 5
+    retry_backoff_s: NonNegFloat = 0.5
+
+
+class DataSection(Strict):
+    source: Literal["synthetic", "parquet", "ccxt"] = "synthetic"
+    store_path: str = "data/ohlcv"
+    history_days: PosInt = 365
+    max_staleness_bars: PosInt = 2
+    exchange: ExchangeSection = ExchangeSection()
+    synthetic: SyntheticMarketSection = SyntheticMarketSection()
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+class DistributedSection(Strict):
+    backend: Literal["dask", "ray"] = "dask"
+    num_workers: PosInt = 8
+    threads_per_worker: PosInt = 1
+    gpus_per_worker: NonNegInt = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_concurrent_training_jobs: PosInt = 16
+    retry_attempts: NonNegInt = 3
+    timeout_seconds: PosFloat = 3600
+    scheduler_address: str | None = None
+    min_task_seconds: NonNegFloat = 0.1
+    memory_limit: str = "auto"
+
+    @field_validator("backend")
+    @classmethod
+    def _dask_only(cls, value: str) -> str:
+        if value != "dask":
+            raise ValueError(f"backend {value!r} is not available; allowed: 'dask' (Ray superseded)")
+        return value
+
+
+class ModelVersioningSection(Strict):
+    storage_path: str = "data/brain/artifacts"
+    brain_library_dsn: SecretStr = SecretStr("sqlite:///data/brain/brain.db")
+    daily_push_enabled: bool = True
+    push_time_utc: str = "03:00"
+    selection_metric: Literal["sharpe", "edge_after_cost_bps", "sortino"] = "sharpe"
+    min_improvement: NonNegFloat = 0.0
+
+    @field_validator("push_time_utc")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"push_time_utc {value!r} must be HH:MM (24h, UTC)")
+        return value
+
+
+class ModelSection(Strict):
+    """XGBoost model of the learned engine (seed is silent; defaults fit 2 cores)."""
+
+    label_horizon_bars: PosInt = 4
+    n_estimators: PosInt = 100
+    max_depth: PosInt = 4
+    learning_rate: PosFloat = 0.05
+    subsample: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    colsample_bytree: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    min_child_weight: NonNegFloat = 5.0
+    nthread: PosInt = 1
+    min_regime_bars: PosInt = 300
+    seed: NonNegInt = 42
+
+
+class TrainingSection(Strict):
+    schedule_time_utc: str = "02:00"
+    regimes: tuple[Literal["TREND", "RANGE", "PANIC"], ...] = ("TREND", "RANGE", "PANIC")
+    distributed: DistributedSection = DistributedSection()
+    model_versioning: ModelVersioningSection = ModelVersioningSection()
+    model: ModelSection = ModelSection()
+
+    @field_validator("schedule_time_utc")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        if not _HHMM.match(value):
+            raise ValueError(f"schedule_time_utc {value!r} must be HH:MM (24h, UTC)")
+        return value
+
+
+# --- coin selection ---------------------------------------------------------------------------
+
+
+class CoinSelectionSection(Strict):
+    min_daily_volume_usd: NonNegFloat = 1_000_000
+    max_spread_bps: PosFloat = 8
+    min_age_days: NonNegInt = 30
+    ranking_method: Literal["liquidity_score", "volume", "spread"] = "liquidity_score"
+    update_frequency: Literal["daily"] = "daily"
+    ranking_update_frequency: Literal["daily"] = "daily"
+    max_coins: PosInt = 400
+
+
+# --- consensus --------------------------------------------------------------------------------
+
+
+class AdaptiveThresholds(Strict):
+    TREND: Prob = 0.5
+    RANGE: Prob = 0.55
+    PANIC: Prob = 0.65
+    ILLIQUID: Prob = 0.7
+
+
+class ConsensusSection(Strict):
+    num_engines: Literal[23] = 23
+    min_agreement_threshold: Prob = 0.6
+    reliability_decay_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95
+    reliability_decay: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95
+    correlation_penalty_threshold: Prob = 0.8
+    reliability_prior: Prob = 0.5
+    adaptive_thresholds: AdaptiveThresholds = AdaptiveThresholds()
+
+
+# --- regimes ----------------------------------------------------------------------------------
+
+
+class RegimeGate(Strict):
+    enabled_engines: tuple[str, ...] = ()
+    disabled_engines: tuple[str, ...] = ()
+    weight_multipliers: dict[str, NonNegFloat] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> "RegimeGate":
+        both = sorted(set(self.enabled_engines) & set(self.disabled_engines))
+        if both:
+            raise ValueError(f"engines {both} are both enabled and disabled; list each once")
+        return self
+
+
+class RegimeDetectionSection(Strict):
+    """Thresholds of the causal regime detector (seed is silent; documented defaults)."""
+
+    lookback_bars: PosInt = 48
+    trend_strength_threshold: PosFloat = 0.35
+    panic_vol_percentile: Prob = 0.95
+    panic_jump_sigma: PosFloat = 4.0
+    illiquid_volume_percentile: Prob = 0.05
+    percentile_window_bars: PosInt = 720
+    hysteresis_bars: PosInt = 3
+
+
+class RegimeGatesSection(Strict):
+    enabled: bool = True
+    leaderboard_refresh_days: PosInt = 7
+    leaderboard_window_days: PosInt = 30
+    auto_gating: bool = False
+    auto_gating_min_hit_rate: Prob = 0.45
+    TREND: RegimeGate = RegimeGate(
+        enabled_engines=("trend_v1", "trend_v2", "breakout", "momentum"),
+        disabled_engines=("mean_reversion", "range_trading"),
+    )
+    RANGE: RegimeGate = RegimeGate(
+        enabled_engines=("mean_reversion", "range_trading", "support_resistance"),
+        disabled_engines=("trend_v1", "trend_v2"),
+    )
+    PANIC: RegimeGate = RegimeGate(
+        enabled_engines=("scalping", "volatility", "liquidity"),
+        disabled_engines=("trend_v1", "trend_v2", "breakout"),
+    )
+    ILLIQUID: RegimeGate = RegimeGate()
+    detection: RegimeDetectionSection = RegimeDetectionSection()
+
+    @model_validator(mode="after")
+    def _illiquid_trades_nothing(self) -> "RegimeGatesSection":
+        if self.ILLIQUID.enabled_engines:
+            raise ValueError(
+                f"ILLIQUID.enabled_engines {list(self.ILLIQUID.enabled_engines)!r} must be empty: "
+                "the engine never trades illiquid markets"
+            )
+        return self
+
+
+# --- costs --------------------------------------------------------------------------------------
+
+
+class VenueFees(Strict):
+    maker_bps: NonNegFloat
+    taker_bps: NonNegFloat
+    funding_bps_per_8h: NonNegFloat = 0.0
+
+
+class SlippageModel(Strict):
+    participation_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    impact_factor: NonNegFloat = 0.5
+
+
+def _default_fees() -> dict[str, VenueFees]:
+    return {
+        "binance": VenueFees(maker_bps=2.0, taker_bps=4.0, funding_bps_per_8h=1.0),
+        "coinbase": VenueFees(maker_bps=5.0, taker_bps=5.0),
+    }
+
+
+class CostModelSection(Strict):
+    real_time_updates: bool = True
+    update_interval_seconds: PosFloat = 60
+    spread_source: Literal["websocket", "api", "static", "candles"] = "websocket"
+    static_spread_bps: NonNegFloat = 2.0
+    venue: str = "binance"
+    liquidity_side: Literal["maker", "taker"] = "taker"
+    instrument: Literal["spot", "perp"] = "perp"
+    fee_schedule: dict[str, VenueFees] = Field(default_factory=_default_fees)
+    min_edge_after_cost_bps: float = 3.0
+    safety_margin_bps: NonNegFloat = 0.5
+    slippage_model: SlippageModel = SlippageModel()
+
+    @model_validator(mode="after")
+    def _venue_known(self) -> "CostModelSection":
+        if self.venue not in self.fee_schedule:
+            raise ValueError(
+                f"venue {self.venue!r} has no fee_schedule entry; allowed: {sorted(self.fee_schedule)}"
+            )
+        return self
+
+
+# --- risk ---------------------------------------------------------------------------------------
+
+
+class RiskPreset(Strict):
+    per_trade_risk_pct: Annotated[float, Field(gt=0.0, le=100.0)]
+    daily_loss_limit_pct: Annotated[float, Field(gt=0.0, le=100.0)]
+    max_leverage: PosFloat
+    min_confidence: Prob
+
+
+class RiskPresetsSection(Strict):
+    conservative: RiskPreset = RiskPreset(
+        per_trade_risk_pct=0.5, daily_loss_limit_pct=1.5, max_leverage=1.5, min_confidence=0.65
+    )
+    balanced: RiskPreset = RiskPreset(
+        per_trade_risk_pct=1.0, daily_loss_limit_pct=2.5, max_leverage=2.0, min_confidence=0.55
+    )
+    aggressive: RiskPreset = RiskPreset(
+        per_trade_risk_pct=1.5, daily_loss_limit_pct=4.0, max_leverage=3.0, min_confidence=0.50
+    )
+
+    def get(self, name: str) -> RiskPreset:
+        preset = getattr(self, name, None)
+        if not isinstance(preset, RiskPreset):
+            raise KeyError(f"risk preset {name!r}; allowed: conservative, balanced, aggressive")
+        return preset
+
+
+class RiskSection(Strict):
+    preset: Literal["conservative", "balanced", "aggressive"] = "balanced"
+    enforce_in_simulations: bool = True
+    initial_capital_usd: PosFloat = 100_000.0
+    stop_atr_multiple: PosFloat = 2.0
+    max_position_pct: Annotated[float, Field(gt=0.0, le=1000.0)] = 25.0
+    max_notional_per_order_usd: PosFloat = 50_000.0
+    max_orders_per_minute: PosInt = 60
+    kill_switch: bool = False
+    reducing_at_loss_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+class WalkForwardSection(Strict):
+    train_days: PosInt = 20
+    test_days: PosInt = 5
+    purge_days: NonNegInt = 2
+    embargo_days: NonNegInt = 1
+    min_windows: PosInt = 5
+    min_test_trades: NonNegInt = 100
+    max_windows: PosInt = 12
+    anchored: bool = False
+
+
+class ValidationSection(Strict):
+    walk_forward: WalkForwardSection = WalkForwardSection()
+
+
+# --- shadow testing ---------------------------------------------------------------------------
+
+
+class PromotionCriteria(Strict):
+    min_sharpe_improvement: float = 0.2
+    min_win_rate_improvement: float = 0.05
+    statistical_significance: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.95
+
+
+class AutoRollbackSection(Strict):
+    enabled: bool = True
+    window_days: PosInt = 7
+    max_drawdown_pct: Annotated[float, Field(gt=0.0, le=100.0)] = 10.0
+    min_sharpe: float = -1.0
+
+
+class ShadowTestingSection(Strict):
+    enabled: bool = True
+    min_duration_days: PosInt = 14
+    max_duration_days: PosInt = 28
+    min_trades: NonNegInt = 100
+    bootstrap_samples: PosInt = 2000
+    block_length_bars: PosInt = 24
+    promotion_criteria: PromotionCriteria = PromotionCriteria()
+    auto_rollback: AutoRollbackSection = AutoRollbackSection()
+
+
+# --- observability / hamilton -----------------------------------------------------------------
+
+
+class PrometheusSection(Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9090
+
+
+class DecisionEventsSection(Strict):
+    enabled: bool = True
+    storage_path: str = "data/decision_events"
+
+
+class ObservabilitySection(Strict):
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    prometheus: PrometheusSection = PrometheusSection()
+    decision_events: DecisionEventsSection = DecisionEventsSection()
+
+
+class HamiltonSection(Strict):
+    mode: Literal["paper", "shadow", "live"] = "paper"
+    release_poll_interval_s: PosFloat = 30.0
+    market_poll_interval_s: PosFloat = 5.0
+    history_bars: PosInt = 800
+    health_port: Annotated[int, Field(ge=0, le=65535)] = 8081
+    state_path: str = "data/hamilton"
+
+
+# --- the whole config -------------------------------------------------------------------------
+
+
+class EngineConfig(Strict):
+    """Everything the product reads, from the three YAML files plus environment overrides."""
+
+    engine: EngineSection = EngineSection()
+    data: DataSection = DataSection()
+    training: TrainingSection = TrainingSection()
+    coin_selection: CoinSelectionSection = CoinSelectionSection()
+    consensus: ConsensusSection = ConsensusSection()
+    regime_gates: RegimeGatesSection = RegimeGatesSection()
+    cost_model: CostModelSection = CostModelSection()
+    risk_presets: RiskPresetsSection = RiskPresetsSection()
+    risk: RiskSection = RiskSection()
+    validation: ValidationSection = ValidationSection()
+    shadow_testing: ShadowTestingSection = ShadowTestingSection()
+    observability: ObservabilitySection = ObservabilitySection()
+    hamilton: HamiltonSection = HamiltonSection()
+
+    @property
+    def active_risk_preset(self) -> RiskPreset:
+        return self.risk_presets.get(self.risk.preset)

@@ -1,0 +1,139 @@
+"""The one exception tree of the project.
+
+Whether an error is worth retrying is its *type*: every error derives from either
+:class:`RetryableError` (a temporary condition: network, a locked row, an unreachable database)
+or :class:`FatalError` (retrying cannot help: bad config, bad data, a corrupt artifact).
+Callers decide with ``isinstance(err, RetryableError)`` or ``err.retryable``; never by message.
+
+Messages quote the bad value and say what is allowed.
+"""
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+
+class CoinEngineError(Exception):
+    """Root of every error raised by trading_core, engine_assets and hamilton_exec."""
+
+    retryable: ClassVar[bool] = False
+
+
+class RetryableError(CoinEngineError):
+    """A temporary condition: the same call may succeed later."""
+
+    retryable: ClassVar[bool] = True
+
+
+class FatalError(CoinEngineError):
+    """Retrying the same call with the same input cannot succeed."""
+
+    retryable: ClassVar[bool] = False
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class ConfigError(FatalError):
+    """A config file, key or value is wrong. The message names file, dotted key, value, allowed."""
+
+    def __init__(self, message: str, *, issues: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.issues = tuple(issues)
+
+
+# --- market data ---------------------------------------------------------------------------
+
+
+class DataValidationError(FatalError):
+    """Candles that must not be used: the message lists the offending rows."""
+
+    def __init__(self, message: str, *, rows: Sequence[dict[str, Any]] = ()) -> None:
+        super().__init__(message)
+        self.rows = tuple(rows)
+
+
+class DataSourceError(FatalError):
+    """A data source cannot serve the request (unknown symbol, missing file, bad timeframe)."""
+
+
+class StaleDataError(FatalError):
+    """The newest closed bar is older than allowed: no trading on it."""
+
+
+class ExchangeTemporaryError(RetryableError):
+    """Network trouble, rate limit (429), exchange maintenance or 5xx: retry with backoff."""
+
+
+class ExchangePermanentError(FatalError):
+    """Authentication, bad symbol, bad request, insufficient funds: retrying cannot help."""
+
+
+class OrderSubmitUncertainError(RetryableError):
+    """An order submit timed out: it may or may not have been accepted. Reconcile, then retry
+    with the same client order id (the exchange deduplicates it)."""
+
+
+# --- Brain Library -------------------------------------------------------------------------
+
+
+class BrainLibraryError(FatalError):
+    """A Brain Library operation failed in a way retrying cannot fix."""
+
+
+class BrainUnavailableError(RetryableError):
+    """The Brain Library database cannot be reached right now."""
+
+
+class VersionConflictError(RetryableError):
+    """Two writers raced for the same version number; the loser retries."""
+
+
+class ModelNotFoundError(BrainLibraryError):
+    """No model version, key or release matches the request."""
+
+
+class StageTransitionError(BrainLibraryError):
+    """A stage change that the lifecycle does not allow (e.g. archived -> shadow)."""
+
+
+class ArtifactIntegrityError(BrainLibraryError):
+    """An artifact's bytes do not hash to the sha256 recorded for it."""
+
+
+class ArtifactNotFoundError(BrainLibraryError):
+    """An artifact recorded in the Brain Library is missing from the artifact store."""
+
+
+class ReleaseRefusedError(BrainLibraryError):
+    """A release cannot be served (bad artifact, unreadable model): the previous one stays."""
+
+
+# --- training and validation ---------------------------------------------------------------
+
+
+class TrainingError(FatalError):
+    """Training one key failed for a reason retrying cannot fix."""
+
+
+class TrainingTimeoutError(RetryableError):
+    """A training job exceeded ``training.distributed.timeout_seconds``."""
+
+
+class LeakageError(FatalError):
+    """A validation split or a feature lets future information into training."""
+
+
+class InsufficientDataError(FatalError):
+    """Too few bars/windows/trades to do what was asked (a skip reason, not a crash)."""
+
+
+# --- execution -------------------------------------------------------------------------------
+
+
+class LiveTradingRefusedError(FatalError):
+    """Live trading was not asked for explicitly, or its exchange keys are missing."""
+
+
+class RiskLimitError(FatalError):
+    """An invariant of the risk enforcer was broken (never raised for ordinary denials,
+    which are reason codes on the decision)."""

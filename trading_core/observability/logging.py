@@ -1,0 +1,77 @@
+"""structlog configured once: JSON lines when not a terminal, pretty console output in one.
+
+Every service binds a consistent set of context keys (``service`` plus, where they apply,
+``run_id``/``partition``, ``symbol``, ``release_id``) with :func:`bind_context`.
+"""
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+
+_SECRET_MASK = "**********"
+_state: dict[str, Any] = {"configured": False, "secrets": ()}
+
+
+def _scrub_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Replace any registered secret value wherever it appears in a log line."""
+    secrets: tuple[str, ...] = _state["secrets"]
+    if not secrets:
+        return event_dict
+    for key, value in list(event_dict.items()):
+        if isinstance(value, str):
+            for secret in secrets:
+                if secret and secret in value:
+                    value = value.replace(secret, _SECRET_MASK)
+            event_dict[key] = value
+    return event_dict
+
+
+def configure_logging(
+    *,
+    fmt: Literal["auto", "json", "console"] = "auto",
+    level: str = "INFO",
+    service: str | None = None,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and the stdlib root logger. Safe to call again (reconfigures)."""
+    out = stream or sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    _state["secrets"] = tuple(s for s in secrets if s)
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        _scrub_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer(sort_keys=True)
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[*processors, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+    structlog.contextvars.clear_contextvars()
+    if service:
+        structlog.contextvars.bind_contextvars(service=service)
+    _state["configured"] = True
+
+
+def bind_context(**values: Any) -> None:
+    """Bind keys (symbol, release_id, run_id, partition, ...) to every following log line."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def get_logger(name: str | None = None) -> Any:
+    """A structlog logger; ``name`` becomes the ``logger`` key."""
+    log = structlog.get_logger()
+    return log.bind(logger=name) if name else log

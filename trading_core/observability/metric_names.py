@@ -1,0 +1,24 @@
+"""Prometheus metric names shared by Hamilton, the training side, dashboards and alerts.
+
+The first six are the seed's names; the rest cover decisions, orders, risk, releases and data.
+"""
+
+from typing import Final
+
+ENGINE_PNL_USD: Final = "engine_pnl_usd"  # gauge {engine, symbol, regime}
+ENGINE_LATENCY_MS: Final = "engine_latency_ms"  # histogram {engine, operation}
+ENGINE_ERROR_RATE: Final = "engine_error_rate"  # counter {engine, error_type}
+CONSENSUS_CONFIDENCE: Final = "consensus_confidence"  # histogram {regime}
+COST_MODEL_SPREAD_BPS: Final = "cost_model_spread_bps"  # gauge {venue, symbol}
+TRAINING_JOB_DURATION_SECONDS: Final = "training_job_duration_seconds"  # gauge {coin, regime}
+DECISIONS_TOTAL: Final = "hamilton_decisions_total"  # counter {action, regime}
+ORDERS_TOTAL: Final = "hamilton_orders_total"  # counter {side, status}
+RISK_DENIALS_TOTAL: Final = "hamilton_risk_denials_total"  # counter {reason}
+RELEASE_INFO: Final = "hamilton_release_info"  # gauge {release_id}
+RELEASE_AGE_SECONDS: Final = "hamilton_release_age_seconds"  # gauge
+RELEASE_REFUSED_TOTAL: Final = "hamilton_release_refused_total"  # counter {reason}
+DATA_STALENESS_SECONDS: Final = "hamilton_data_staleness_seconds"  # gauge {symbol}
+EQUITY_USD: Final = "hamilton_equity_usd"  # gauge
+RISK_STATE: Final = "hamilton_risk_state"  # gauge {state} (1 for the current state)
+COST_BPS: Final = "cost_model_cost_bps"  # histogram {venue, component}
+TRAINING_JOBS_TOTAL: Final = "training_jobs_total"  # gauge {status}
