@@ -1,0 +1,1 @@
+"""Dagster assets of the daily training DAG (thin wrappers over trading_core)."""

@@ -1,0 +1,75 @@
+"""coin_universe -> liquidity_ranking: which coins the day trains and trades."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import polars as pl
+
+from engine_assets.partitions import coin_partitions, daily_partitions, single_run_backfill
+from engine_assets.resources import BrainLibraryResource, EngineConfigResource, MarketDataResource
+from trading_core.market.ranking import liquidity_ranking as rank_universe
+
+
+def partition_end(partition_key: str) -> datetime:
+    """The close of a daily partition: data strictly before this instant belongs to the day."""
+    day = datetime.strptime(partition_key, "%Y-%m-%d").replace(tzinfo=UTC)
+    return day + timedelta(days=1)
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+    group_name="selection",
+    kinds={"polars"},
+    description="Snapshot of every tradable pair on the venue at the partition's close: "
+    "24h volume, top-of-book spread, listing age.",
+)
+def coin_universe(
+    context: dg.AssetExecutionContext, market: MarketDataResource
+) -> dg.Output[pl.DataFrame]:
+    as_of = partition_end(context.partition_key)
+    snapshot = market.source().universe_snapshot(as_of)
+    context.log.info(f"universe snapshot as of {as_of.isoformat()}: {snapshot.height} pairs")
+    return dg.Output(
+        snapshot,
+        metadata={
+            "pairs": snapshot.height,
+            "as_of": as_of.isoformat(),
+            "median_daily_volume_usd": float(snapshot["daily_volume_usd"].median() or 0.0),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+    group_name="selection",
+    kinds={"polars", "sql"},
+    description="Coins ranked by the configured ranking_method after the coin_selection filters; "
+    "stored in the Brain Library. Adds the selected coins as dynamic 'coins' partitions.",
+)
+def liquidity_ranking(
+    context: dg.AssetExecutionContext,
+    coin_universe: pl.DataFrame,
+    engine_config: EngineConfigResource,
+    brain: BrainLibraryResource,
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    config = engine_config.load()
+    ranking = rank_universe(coin_universe, config.coin_selection, quote=config.engine.quote)
+    as_of = partition_end(context.partition_key).date() - timedelta(days=1)
+    brain.open().save_ranking(as_of, ranking.ranked)
+    coins = [s.split("/")[0] for s in ranking.ranked["symbol"].to_list()]
+    new_coins = [c for c in coins if not context.instance.has_dynamic_partition("coins", c)]
+    if new_coins:
+        context.instance.add_dynamic_partitions(coin_partitions.name, new_coins)
+    active = ranking.top(config.engine.active_coins)
+    return dg.MaterializeResult(
+        metadata={
+            "ranked_coins": ranking.ranked.height,
+            "active_coins": active.height,
+            "ranking_method": config.coin_selection.ranking_method,
+            "removed_by_filter": dg.MetadataValue.json(dict(ranking.removed_by_filter)),
+            "top_coins": dg.MetadataValue.md(ranking.to_markdown(25)),
+            "new_coin_partitions": len(new_coins),
+        }
+    )

@@ -1,0 +1,50 @@
+"""Dagster resources: thin factories that return trading_core domain objects."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from trading_core.brain import BrainLibrary
+from trading_core.config import EngineConfig, default_config_paths, load_config
+from trading_core.market.parquet_store import ParquetStore
+from trading_core.market.source import MarketDataSource, make_source
+
+_REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+
+
+class EngineConfigResource(dg.ConfigurableResource):  # type: ignore[misc]
+    """The engine config: the three YAML files in ``config_dir`` plus ENGINE__ overrides."""
+
+    config_dir: str = ""
+
+    def load(self) -> EngineConfig:
+        base = Path(self.config_dir) if self.config_dir else _default_config_dir()
+        return load_config(default_config_paths(base))
+
+
+def _default_config_dir() -> Path:
+    local = Path("config")
+    return local if (local / "scalable_engine.yaml").exists() else _REPO_CONFIG_DIR
+
+
+class BrainLibraryResource(dg.ConfigurableResource):  # type: ignore[misc]
+    """The Brain Library named by the config (SQLite by default, PostgreSQL by DSN)."""
+
+    engine_config: EngineConfigResource
+
+    def open(self) -> BrainLibrary:
+        library = BrainLibrary.from_config(self.engine_config.load())
+        library.migrate()
+        return library
+
+
+class MarketDataResource(dg.ConfigurableResource):  # type: ignore[misc]
+    """The configured market-data source and the local parquet store."""
+
+    engine_config: EngineConfigResource
+
+    def source(self) -> MarketDataSource:
+        return make_source(self.engine_config.load())
+
+    def store(self) -> ParquetStore:
+        return ParquetStore(Path(self.engine_config.load().data.store_path))
