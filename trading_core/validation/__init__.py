@@ -1,0 +1,9 @@
+"""Purged walk-forward validation and leakage detection."""
+
+from trading_core.validation.walk_forward import (
+    WalkForwardSplit,
+    assert_no_leakage,
+    purged_walk_forward_splits,
+)
+
+__all__ = ["WalkForwardSplit", "assert_no_leakage", "purged_walk_forward_splits"]
