@@ -3,10 +3,10 @@
 from pathlib import Path
 
 import dagster as dg
+from trading_core.market.parquet_store import ParquetStore
 
 from trading_core.brain import BrainLibrary
 from trading_core.config import EngineConfig, default_config_paths, load_config
-from trading_core.market.parquet_store import ParquetStore
 from trading_core.market.source import MarketDataSource, make_source
 
 _REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"

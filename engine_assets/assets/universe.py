@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
+from trading_core.market.ranking import liquidity_ranking as rank_universe
 
 from engine_assets.partitions import coin_partitions, daily_partitions, single_run_backfill
 from engine_assets.resources import BrainLibraryResource, EngineConfigResource, MarketDataResource
-from trading_core.market.ranking import liquidity_ranking as rank_universe
 
 
 def partition_end(partition_key: str) -> datetime:

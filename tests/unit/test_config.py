@@ -90,13 +90,28 @@ def test_unknown_key_fails_naming_file_key_and_allowed(tmp_path: Path) -> None:
     ("body", "dotted", "bad"),
     [
         ({"risk": {"preset": "yolo"}}, "risk.preset", "'yolo'"),
-        ({"consensus": {"min_agreement_threshold": 1.7}}, "consensus.min_agreement_threshold", "1.7"),
+        (
+            {"consensus": {"min_agreement_threshold": 1.7}},
+            "consensus.min_agreement_threshold",
+            "1.7",
+        ),
         ({"engine": {"timeframes": ["7m"]}}, "engine.timeframes", "7m"),
-        ({"training": {"distributed": {"backend": "ray"}}}, "training.distributed.backend", "'ray'"),
-        ({"training": {"model_versioning": {"push_time_utc": "25:00"}}},
-         "training.model_versioning.push_time_utc", "25:00"),
+        (
+            {"training": {"distributed": {"backend": "ray"}}},
+            "training.distributed.backend",
+            "'ray'",
+        ),
+        (
+            {"training": {"model_versioning": {"push_time_utc": "25:00"}}},
+            "training.model_versioning.push_time_utc",
+            "25:00",
+        ),
         ({"cost_model": {"venue": "kraken"}}, "cost_model", "kraken"),
-        ({"regime_gates": {"ILLIQUID": {"enabled_engines": ["scalping"]}}}, "regime_gates", "scalping"),
+        (
+            {"regime_gates": {"ILLIQUID": {"enabled_engines": ["scalping"]}}},
+            "regime_gates",
+            "scalping",
+        ),
         ({"engine": {"active_coins": 500, "max_coins": 400}}, "engine", "500"),
     ],
 )
@@ -144,7 +159,7 @@ def test_env_override_bad_value_names_variable() -> None:
 
 
 def test_env_override_unknown_key_names_allowed() -> None:
-    with pytest.raises(ConfigError, match="allowed here: .*preset"):
+    with pytest.raises(ConfigError, match=r"allowed here: .*preset"):
         _load_repo({"ENGINE__RISK__PRESSET": "balanced"})
 
 
@@ -178,7 +193,10 @@ def test_secrets_from_env_are_masked_in_show() -> None:
 
 
 def test_mask_dsn_hides_password_only() -> None:
-    assert mask_dsn("postgresql+psycopg2://u:pw@host:5432/db") == "postgresql+psycopg2://u:***@host:5432/db"
+    assert (
+        mask_dsn("postgresql+psycopg2://u:pw@host:5432/db")
+        == "postgresql+psycopg2://u:***@host:5432/db"
+    )
     assert mask_dsn("sqlite:///data/brain.db") == "sqlite:///data/brain.db"
 
 

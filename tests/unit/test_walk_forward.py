@@ -15,8 +15,13 @@ DAILY = np.arange(20, dtype=np.int64) * DAY_MS
 
 def _section(**kw: object) -> WalkForwardSection:
     base: dict[str, object] = {
-        "train_days": 4, "test_days": 2, "purge_days": 1, "embargo_days": 0,
-        "min_windows": 1, "min_test_trades": 0, "max_windows": 3,
+        "train_days": 4,
+        "test_days": 2,
+        "purge_days": 1,
+        "embargo_days": 0,
+        "min_windows": 1,
+        "min_test_trades": 0,
+        "max_windows": 3,
     }
     base.update(kw)
     return WalkForwardSection.model_validate(base)
@@ -102,16 +107,28 @@ def test_split_with_training_after_test_is_refused() -> None:
     drop=st.lists(st.integers(0, 1999), max_size=30),
 )
 def test_any_layout_never_leaks(
-    n_bars: int, horizon: int, train: int, test: int, purge: int, embargo: int,
-    anchored: bool, drop: list[int],
+    n_bars: int,
+    horizon: int,
+    train: int,
+    test: int,
+    purge: int,
+    embargo: int,
+    anchored: bool,
+    drop: list[int],
 ) -> None:
     ts = np.delete(np.arange(n_bars, dtype=np.int64) * 3_600_000, [d for d in drop if d < n_bars])
     section = _section(
-        train_days=train, test_days=test, purge_days=purge, embargo_days=embargo,
-        anchored=anchored, max_windows=6,
+        train_days=train,
+        test_days=test,
+        purge_days=purge,
+        embargo_days=embargo,
+        anchored=anchored,
+        max_windows=6,
     )
     try:
-        splits = purged_walk_forward_splits(ts, section, bar_ms=3_600_000, label_horizon_bars=horizon)
+        splits = purged_walk_forward_splits(
+            ts, section, bar_ms=3_600_000, label_horizon_bars=horizon
+        )
     except InsufficientDataError:
         return
     assert_no_leakage(splits, ts, bar_ms=3_600_000, label_horizon_bars=horizon)

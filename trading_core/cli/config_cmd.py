@@ -29,8 +29,10 @@ def validate(
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=1) from exc
     names = ", ".join(str(f) for f in files)
-    console.print(f"[green]valid[/green]: {names} (risk preset {config.risk.preset!r}, "
-                  f"{config.engine.active_coins} active coins, source {config.data.source!r})")
+    console.print(
+        f"[green]valid[/green]: {names} (risk preset {config.risk.preset!r}, "
+        f"{config.engine.active_coins} active coins, source {config.data.source!r})"
+    )
 
 
 @config_app.command("show")

@@ -66,7 +66,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: top level must be a mapping of sections, got {type(data).__name__}"
+        )
     return data
 
 
@@ -130,7 +132,9 @@ def _apply_env(environ: Mapping[str, str], merged: dict[str, Any], origin: dict[
             continue
         parts = [p for p in name[len(ENV_PREFIX) :].split("__") if p]
         if not parts:
-            raise ConfigError(f"environment variable {name}: names no key; use ENGINE__SECTION__KEY")
+            raise ConfigError(
+                f"environment variable {name}: names no key; use ENGINE__SECTION__KEY"
+            )
         path = _resolve_env_path(name, parts)
         raw = environ[name]
         value: Any = raw if ".".join(path) in SECRET_KEYS | {DSN_KEY} else _parse_env_value(raw)
@@ -165,7 +169,9 @@ def _resolve_env_path(name: str, parts: list[str]) -> list[str]:
         if field is None:
             allowed = ", ".join(sorted(model.model_fields))
             dotted = ".".join([*path, part.lower()])
-            raise ConfigError(f"environment variable {name}: unknown key {dotted!r}; allowed here: {allowed}")
+            raise ConfigError(
+                f"environment variable {name}: unknown key {dotted!r}; allowed here: {allowed}"
+            )
         path.append(field)
         model = _submodel(model, field)
     return path

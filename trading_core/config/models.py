@@ -110,7 +110,9 @@ class DistributedSection(Strict):
     @classmethod
     def _dask_only(cls, value: str) -> str:
         if value != "dask":
-            raise ValueError(f"backend {value!r} is not available; allowed: 'dask' (Ray superseded)")
+            raise ValueError(
+                f"backend {value!r} is not available; allowed: 'dask' (Ray superseded)"
+            )
         return value
 
 
@@ -290,7 +292,8 @@ class CostModelSection(Strict):
     def _venue_known(self) -> "CostModelSection":
         if self.venue not in self.fee_schedule:
             raise ValueError(
-                f"venue {self.venue!r} has no fee_schedule entry; allowed: {sorted(self.fee_schedule)}"
+                f"venue {self.venue!r} has no fee_schedule entry; "
+                f"allowed: {sorted(self.fee_schedule)}"
             )
         return self
 

@@ -11,21 +11,23 @@ from typing import Any, Literal, TextIO
 
 import structlog
 
-_SECRET_MASK = "**********"
+_SECRET_MASK = "**********"  # noqa: S105 - the mask, not a secret
 _state: dict[str, Any] = {"configured": False, "secrets": ()}
 
 
-def _scrub_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def _scrub_secrets(
+    _: Any, __: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Replace any registered secret value wherever it appears in a log line."""
     secrets: tuple[str, ...] = _state["secrets"]
     if not secrets:
         return event_dict
     for key, value in list(event_dict.items()):
         if isinstance(value, str):
+            scrubbed = value
             for secret in secrets:
-                if secret and secret in value:
-                    value = value.replace(secret, _SECRET_MASK)
-            event_dict[key] = value
+                scrubbed = scrubbed.replace(secret, _SECRET_MASK)
+            event_dict[key] = scrubbed
     return event_dict
 
 

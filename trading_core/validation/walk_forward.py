@@ -34,7 +34,11 @@ class WalkForwardSplit:
     purge_start_ms: int
 
     def __post_init__(self) -> None:
-        if self.train_idx.size and self.test_idx.size and self.train_idx.max() >= self.test_idx.min():
+        if (
+            self.train_idx.size
+            and self.test_idx.size
+            and self.train_idx.max() >= self.test_idx.min()
+        ):
             raise LeakageError(
                 f"window {self.window}: training index {int(self.train_idx.max())} is not before "
                 f"the first test index {int(self.test_idx.min())}"
