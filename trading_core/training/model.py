@@ -1,0 +1,117 @@
+"""The learned engine's model: an XGBoost regressor of the forward return (bps).
+
+Deterministic: fixed ``seed``, fixed ``nthread``, ``hist`` tree method, and row/column sampling
+driven by the seed only. Saved in XGBoost's own UBJ format (``Booster.save_raw("ubj")``), never
+pickled. ``device`` is ``"cpu"`` or ``"cuda"``; the CUDA path is the same call with
+``device="cuda"`` (XGBoost >= 2), used when the cluster plan found GPUs.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import xgboost as xgb
+
+from trading_core.config.models import ModelSection
+from trading_core.errors import TrainingError
+
+FloatArray = npt.NDArray[np.float64]
+MODEL_FORMAT = "ubj"
+
+
+@dataclass(frozen=True, slots=True)
+class FittedModel:
+    """A trained booster's bytes plus what is needed to use and audit it."""
+
+    artifact: bytes
+    params: dict[str, Any]
+    feature_names: tuple[str, ...]
+    n_train_rows: int
+    train_rmse_bps: float
+
+    def __post_init__(self) -> None:
+        if not self.artifact:
+            raise TrainingError("a fitted model must carry its artifact bytes")
+        if self.n_train_rows < 1:
+            raise TrainingError(f"n_train_rows={self.n_train_rows} must be >= 1")
+
+
+def xgb_params(section: ModelSection, *, device: Literal["cpu", "cuda"]) -> dict[str, Any]:
+    """The booster parameters (everything that changes the model is here)."""
+    return {
+        "objective": "reg:pseudohubererror",
+        "huber_slope": 50.0,  # bps: robust to the heavy tails of crypto returns
+        "eval_metric": "rmse",
+        "tree_method": "hist",
+        "device": device,
+        "max_depth": section.max_depth,
+        "eta": section.learning_rate,
+        "subsample": section.subsample,
+        "colsample_bytree": section.colsample_bytree,
+        "min_child_weight": section.min_child_weight,
+        "seed": section.seed,
+        "nthread": section.nthread,
+        "verbosity": 0,
+    }
+
+
+def fit_forward_return_model(
+    features: FloatArray,
+    target_bps: FloatArray,
+    feature_names: tuple[str, ...],
+    section: ModelSection,
+    *,
+    device: Literal["cpu", "cuda"] = "cpu",
+) -> FittedModel:
+    """Fit the regressor; rows with a NaN target are a caller bug and are refused."""
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    y = np.asarray(target_bps, dtype=np.float32)
+    if x.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[1] != len(feature_names):
+        raise TrainingError(
+            f"feature matrix {x.shape} does not match target {y.shape} and "
+            f"{len(feature_names)} feature names"
+        )
+    if not np.all(np.isfinite(y)):
+        raise TrainingError(f"target has {int(np.sum(~np.isfinite(y)))} non-finite values")
+    params = xgb_params(section, device=device)
+    dtrain = xgb.DMatrix(x, label=y, feature_names=list(feature_names), nthread=section.nthread)
+    booster = xgb.train(params, dtrain, num_boost_round=section.n_estimators)
+    pred = booster.predict(dtrain)
+    rmse = float(np.sqrt(np.mean((pred - y) ** 2)))
+    return FittedModel(
+        artifact=bytes(booster.save_raw(raw_format=MODEL_FORMAT)),
+        params={**params, "num_boost_round": section.n_estimators},
+        feature_names=feature_names,
+        n_train_rows=int(x.shape[0]),
+        train_rmse_bps=rmse,
+    )
+
+
+def load_booster(artifact: bytes, *, nthread: int = 1) -> xgb.Booster:
+    """A booster from its UBJ (or JSON) bytes; unreadable bytes raise TrainingError."""
+    booster = xgb.Booster(params={"nthread": nthread})
+    try:
+        booster.load_model(bytearray(artifact))
+    except xgb.core.XGBoostError as exc:
+        raise TrainingError(
+            f"model artifact ({len(artifact)} bytes) is not readable: {exc}"
+        ) from exc
+    return booster
+
+
+def predict_bps(
+    booster: xgb.Booster, features: FloatArray, feature_names: tuple[str, ...]
+) -> FloatArray:
+    """Predicted forward return in bps per row."""
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    dmat = xgb.DMatrix(x, feature_names=list(feature_names))
+    return np.asarray(booster.predict(dmat), dtype=np.float64)
+
+
+def params_fingerprint(params: dict[str, Any], feature_names: tuple[str, ...]) -> str:
+    """A stable hash of everything that defines a model besides its data."""
+    payload = json.dumps({"params": params, "features": list(feature_names)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
