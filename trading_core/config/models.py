@@ -79,6 +79,7 @@ class ExchangeSection(Strict):
     timeout_ms: PosInt = 10_000
     max_retries: NonNegInt = 5
     retry_backoff_s: NonNegFloat = 0.5
+    market_types: tuple[str, ...] = ("spot", "linear")
 
 
 class DataSection(Strict):
@@ -86,6 +87,9 @@ class DataSection(Strict):
     store_path: str = "data/ohlcv"
     history_days: PosInt = 365
     max_staleness_bars: PosInt = 2
+    # EDGE (Ardia, Guidotti & Kroencke 2024) is the default: Corwin-Schultz reads 40-50 bps on
+    # real 1h BTC candles, which would make max_spread_bps reject every coin
+    spread_estimator: Literal["edge", "corwin_schultz"] = "edge"
     exchange: ExchangeSection = ExchangeSection()
     synthetic: SyntheticMarketSection = SyntheticMarketSection()
 

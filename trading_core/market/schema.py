@@ -33,3 +33,34 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     if not sep or not base or not quote:
         raise ValueError(f"symbol {symbol!r} must look like 'BASE/QUOTE', e.g. 'BTC/USDT'")
     return base, quote
+
+
+FUNDING_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "timestamp": TIMESTAMP_DTYPE,
+    "funding_rate": pl.Float64(),  # fraction per 8h funding interval
+}
+UNIVERSE_SCHEMA: Final[dict[str, pl.DataType]] = {
+    "symbol": pl.String(),
+    "base": pl.String(),
+    "quote": pl.String(),
+    "last_price": pl.Float64(),
+    "daily_volume_usd": pl.Float64(),  # trailing 24h quote volume
+    "spread_bps": pl.Float64(),  # top-of-book (ask - bid) / mid, or an estimate of it
+    "listing_date": pl.Date(),
+    "age_days": pl.Int64(),
+}
+
+
+def empty_funding() -> pl.DataFrame:
+    """A zero-row funding-rate frame (timestamp, funding_rate)."""
+    return pl.DataFrame(schema=FUNDING_SCHEMA)
+
+
+def universe_frame(rows: list[dict[str, object]]) -> pl.DataFrame:
+    """Universe-snapshot rows -> a frame with :data:`UNIVERSE_SCHEMA`, sorted by symbol."""
+    return pl.DataFrame(rows, schema=UNIVERSE_SCHEMA).sort("symbol")
+
+
+def symbol_from_parts(base: str, quote: str) -> str:
+    """``("BTC", "USDT")`` -> ``"BTC/USDT"``."""
+    return f"{base}/{quote}"

@@ -74,6 +74,6 @@ def bind_context(**values: Any) -> None:
 
 
 def get_logger(name: str | None = None) -> Any:
-    """A structlog logger; ``name`` becomes the ``logger`` key."""
-    log = structlog.get_logger()
-    return log.bind(logger=name) if name else log
+    """A lazy structlog logger (safe at import time: it picks up the configuration in force when
+    it first logs); ``name`` becomes the ``logger_name`` key."""
+    return structlog.get_logger(logger_name=name) if name else structlog.get_logger()

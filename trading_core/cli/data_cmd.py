@@ -1,0 +1,115 @@
+"""``coin-engine data fetch|rank``: fill the local candle store from an exchange; rank the
+universe of the configured source."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from trading_core.cli.app import config_of
+from trading_core.market.ccxt_source import CcxtSource
+from trading_core.market.fetch import FetchSummary, fetch_to_store
+from trading_core.market.parquet_store import ParquetStore
+from trading_core.market.ranking import liquidity_ranking
+from trading_core.market.source import make_source
+from trading_core.market.synthetic import SyntheticMarket
+from trading_core.types import TIMEFRAMES
+
+data_app = typer.Typer(help="Market data: fetch candles into the local store, rank the universe.")
+console = Console()
+
+
+def _utc_date(text: str, option: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{option} {text!r} is not a date like 2024-01-01") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@data_app.command("fetch")
+def fetch(
+    ctx: typer.Context,
+    symbols: Annotated[str, typer.Option(help="Comma-separated, e.g. BTC/USDT,ETH/USDT.")],
+    since: Annotated[str, typer.Option(help="First day (UTC), e.g. 2024-01-01.")],
+    exchange: Annotated[
+        str | None, typer.Option(help="ccxt exchange id; default: data.exchange.name.")
+    ] = None,
+    timeframe: Annotated[str, typer.Option(help="Candle timeframe, e.g. 1h.")] = "1h",
+    until: Annotated[str | None, typer.Option(help="End (UTC, exclusive); default: now.")] = None,
+    store: Annotated[
+        Path | None, typer.Option(help="Store folder; default: data.store_path.")
+    ] = None,
+) -> None:
+    """Fetch candles from an exchange into the parquet store (resumes; reruns add nothing)."""
+    config = config_of(ctx)
+    section = config.data.exchange
+    if exchange is not None:
+        section = section.model_copy(update={"name": exchange})
+    wanted = [s.strip() for s in symbols.split(",") if s.strip()]
+    if timeframe not in TIMEFRAMES:
+        raise typer.BadParameter(f"--timeframe {timeframe!r}; allowed: {', '.join(TIMEFRAMES)}")
+    start = _utc_date(since, "--since")
+    end = _utc_date(until, "--until") if until else None
+    target = ParquetStore(store or Path(config.data.store_path))
+    source = CcxtSource(section, quote=config.engine.quote)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, TaskID] = {s: bar.add_task(s, total=None) for s in wanted}
+
+        def on_progress(symbol: str, done: int, total: int) -> None:
+            bar.update(tasks[symbol], completed=done, total=max(total, 1) if total else 1)
+
+        summary = fetch_to_store(
+            source,
+            target,
+            wanted,
+            timeframe,
+            since=start,
+            until=end,
+            progress=on_progress,
+            on_error="skip",
+        )
+    _print_summary(summary, target)
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+@data_app.command("rank")
+def rank(
+    ctx: typer.Context,
+    top: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+) -> None:
+    """Liquidity ranking of the configured source's universe (filters of coin_selection)."""
+    config = config_of(ctx)
+    source = make_source(config)
+    as_of = source.end if isinstance(source, SyntheticMarket) else datetime.now(UTC)
+    ranking = liquidity_ranking(
+        source.universe_snapshot(as_of), config.coin_selection, quote=config.engine.quote
+    )
+    console.print(Markdown(ranking.to_markdown(top)))
+
+
+def _print_summary(summary: FetchSummary, store: ParquetStore) -> None:
+    for item in summary.fetched:
+        state = "up to date" if item.up_to_date else f"+{item.rows_added} rows"
+        console.print(f"[green]{item.symbol}[/green] {summary.timeframe}: {state}")
+    for symbol, reason in summary.failed.items():
+        console.print(f"[red]{symbol}[/red]: {reason}")
+    console.print(f"store: {store.root} ({summary.rows_added} rows added)")
