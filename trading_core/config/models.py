@@ -196,6 +196,7 @@ class ConsensusSection(Strict):
     reliability_decay: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.95
     correlation_penalty_threshold: Prob = 0.8
     reliability_prior: Prob = 0.5
+    ml_scale_bps: PosFloat = 50.0
     adaptive_thresholds: AdaptiveThresholds = AdaptiveThresholds()
 
 
@@ -219,12 +220,17 @@ class RegimeDetectionSection(Strict):
     """Thresholds of the causal regime detector (seed is silent; documented defaults)."""
 
     lookback_bars: PosInt = 48
-    trend_strength_threshold: PosFloat = 0.35
+    # 0.2: at 0.35 the detector found only ~8% of the synthetic market's TREND bars
+    trend_strength_threshold: PosFloat = 0.2
     panic_vol_percentile: Prob = 0.95
     panic_jump_sigma: PosFloat = 4.0
     illiquid_volume_percentile: Prob = 0.05
     percentile_window_bars: PosInt = 720
     hysteresis_bars: PosInt = 3
+    vol_window_bars: PosInt = 24
+    dollar_volume_window_bars: PosInt = 24
+    state_memory_bars: PosInt = 24
+    min_dollar_volume_usd_per_bar: NonNegFloat = 0.0
 
 
 class RegimeGatesSection(Strict):
@@ -233,6 +239,8 @@ class RegimeGatesSection(Strict):
     leaderboard_window_days: PosInt = 30
     auto_gating: bool = False
     auto_gating_min_hit_rate: Prob = 0.45
+    auto_gating_min_votes: PosInt = 50
+    off_regime_multiplier: NonNegFloat = 0.5
     TREND: RegimeGate = RegimeGate(
         enabled_engines=("trend_v1", "trend_v2", "breakout", "momentum"),
         disabled_engines=("mean_reversion", "range_trading"),
