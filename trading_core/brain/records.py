@@ -78,7 +78,9 @@ class ModelKey:
         """``"BTC_TREND_1h"`` -> ModelKey; a ValueError quotes anything else."""
         parts = slug.split("_")
         if len(parts) != 3:
-            raise ValueError(f"model key {slug!r} must look like COIN_REGIME_TIMEFRAME (BTC_TREND_1h)")
+            raise ValueError(
+                f"model key {slug!r} must look like COIN_REGIME_TIMEFRAME (BTC_TREND_1h)"
+            )
         return cls(*parts)
 
 
@@ -107,7 +109,11 @@ def finite_floats(values: Mapping[str, Any], what: str) -> dict[str, float]:
     """A copy of ``values`` as floats; refuses NaN, inf and non-numbers, naming the key."""
     out: dict[str, float] = {}
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise ValueError(f"{what}[{name!r}] = {value!r} must be a finite number")
         out[str(name)] = float(value)
     return out
@@ -189,9 +195,13 @@ class EngineReliability:
     def __post_init__(self) -> None:
         finite_floats({"reliability": self.reliability, "hit_rate": self.hit_rate}, self.engine)
         if self.reliability < 0.0:
-            raise ValueError(f"engine {self.engine!r}: reliability {self.reliability!r} must be >= 0")
+            raise ValueError(
+                f"engine {self.engine!r}: reliability {self.reliability!r} must be >= 0"
+            )
         if not 0.0 <= self.hit_rate <= 1.0:
-            raise ValueError(f"engine {self.engine!r}: hit_rate {self.hit_rate!r} must be in [0, 1]")
+            raise ValueError(
+                f"engine {self.engine!r}: hit_rate {self.hit_rate!r} must be in [0, 1]"
+            )
         if self.n_obs < 0:
             raise ValueError(f"engine {self.engine!r}: n_obs {self.n_obs!r} must be >= 0")
 

@@ -1,0 +1,255 @@
+"""BrainLibrary methods for releases, rankings, reliability, events, shadow results, gates.
+
+A mixin so that :mod:`trading_core.brain.library` stays small; it uses the library's
+``_db`` (transactions) and ``_clock`` (UTC now).
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import polars as pl
+from sqlalchemy.orm import Session
+
+from trading_core.brain import data_store, events_store, releases
+from trading_core.brain.db import Database
+from trading_core.brain.records import (
+    EngineReliability,
+    ModelKey,
+    ModelVersion,
+    RegimeGateOverride,
+    Release,
+    ShadowResult,
+    canonical_json,
+)
+from trading_core.events import DecisionEvent
+from trading_core.observability.logging import get_logger
+
+
+def _log() -> Any:
+    # Looked up per call: a logger bound at import would miss a later configure_logging().
+    return get_logger(__name__)
+
+
+class BrainDataMixin:
+    _db: Database
+    _clock: Callable[[], datetime]
+
+    # --- releases ------------------------------------------------------------------------
+
+    def create_release(
+        self,
+        release_date: date,
+        *,
+        production: Sequence[str],
+        shadow: Sequence[str] = (),
+        gates: Mapping[str, Any] | None = None,
+        created_by: str,
+        note: str = "",
+    ) -> Release:
+        """Write a release and apply its stages atomically (all rows or none). The same
+        content on the same date returns the existing release."""
+        releases.validate_release_lists(production, shadow)
+        if gates is not None:
+            canonical_json(dict(gates), "gates")
+        if not created_by.strip():
+            raise ValueError(f"created_by {created_by!r} must name who releases")
+
+        def work(session: Session) -> Release:
+            row = releases.insert_release(
+                session, release_date=release_date, production=production, shadow=shadow,
+                gates=gates, created_by=created_by, note=note, at=self._clock(),
+            )  # fmt: skip
+            return releases.to_release(session, row)
+
+        release = self._db.write(work)
+        _log().info("release_created", release_id=release.id, release_date=str(release_date),
+                 production=len(release.production), shadow=len(release.shadow))  # fmt: skip
+        return release
+
+    def latest_release(self) -> Release | None:
+        with self._db.read() as session:
+            row = releases.latest_row(session)
+            return None if row is None else releases.to_release(session, row)
+
+    def get_release(self, release_id: int) -> Release:
+        with self._db.read() as session:
+            return releases.to_release(session, releases.get_release_row(session, release_id))
+
+    def list_releases(self, limit: int | None = None) -> list[Release]:
+        """Newest first."""
+        with self._db.read() as session:
+            return [releases.to_release(session, r) for r in releases.list_rows(session, limit)]
+
+    def release_models(self, release_id: int) -> list[ModelVersion]:
+        """The release's model versions, each with its ``role`` (production or shadow)."""
+        with self._db.read() as session:
+            return releases.models_of(session, release_id)
+
+    def rollback_release(self, release_id: int, *, actor: str, reason: str) -> Release:
+        """A new release equal to release ``release_id``; its models serve again."""
+        if not actor.strip() or not reason.strip():
+            raise ValueError(f"actor {actor!r} and reason {reason!r} must both be given (audit)")
+
+        def work(session: Session) -> Release:
+            earlier = releases.get_release_row(session, release_id)
+            production, shadow = releases.rollback_lists(session, release_id)
+            now = self._clock()
+            row = releases.insert_release(
+                session, release_date=now.date(), production=production, shadow=shadow,
+                gates=earlier.gates, created_by=actor,
+                note=f"rollback to release {release_id}: {reason}", at=now,
+                rollback_of_id=release_id,
+            )  # fmt: skip
+            return releases.to_release(session, row)
+
+        release = self._db.write(work)
+        _log().warning("release_rolled_back", release_id=release.id, rollback_of=release_id,
+                    actor=actor, reason=reason)  # fmt: skip
+        return release
+
+    # --- liquidity rankings and engine reliability ---------------------------------------
+
+    def save_ranking(
+        self, as_of: date, frame: pl.DataFrame, *, selected_top: int | None = None
+    ) -> int:
+        """Replace the ranking of ``as_of`` (``liquidity_ranking(...).ranked``; columns:
+        ``data_store.RANKING_SCHEMA``; without ``selected``, the top ``selected_top`` ranks)."""
+        checked = data_store.validated_ranking(frame, selected_top)
+        count = self._db.write(lambda s: data_store.replace_ranking(s, as_of, checked))
+        _log().info("ranking_saved", as_of=str(as_of), coins=count)
+        return count
+
+    def load_ranking(self, as_of: date) -> pl.DataFrame:
+        """The ranking of ``as_of`` sorted by rank (empty, with the schema, if none)."""
+        with self._db.read() as session:
+            return data_store.load_ranking(session, as_of)
+
+    def save_engine_reliability(
+        self,
+        key: ModelKey,
+        records: Sequence[EngineReliability],
+        *,
+        updated_at: datetime | None = None,
+    ) -> None:
+        """Replace the key's per-engine reliability (measured out of sample)."""
+        stamp = updated_at or self._clock()
+        self._db.write(lambda s: data_store.replace_reliability(s, key, records, stamp))
+
+    def load_engine_reliability(self, key: ModelKey) -> dict[str, EngineReliability]:
+        with self._db.read() as session:
+            return data_store.load_reliability(session, key)
+
+    # --- decision events and outcomes ----------------------------------------------------
+
+    def append_decision_events(
+        self,
+        events: Sequence[DecisionEvent | Mapping[str, Any]],
+        *,
+        release_id: int | None,
+        shadow: bool = False,
+    ) -> int:
+        """Store events; ones already stored (same event id) are skipped. Returns new rows."""
+        rows = events_store.event_rows(
+            events, release_id=release_id, shadow=shadow, recorded_at=self._clock()
+        )
+        return self._db.write(lambda s: events_store.insert_events(s, rows))
+
+    def query_decision_events(
+        self,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        action: str | None = None,
+        shadow: bool | None = None,
+        limit: int | None = None,
+        release_id: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Events as ``DecisionEvent.to_dict()`` plus event_id, release_id, shadow."""
+        with self._db.read() as session:
+            return events_store.query_events(
+                session, symbol=symbol, since=since, until=until, action=action,
+                shadow=shadow, release_id=release_id, limit=limit,
+            )  # fmt: skip
+
+    def record_trade_outcome(
+        self,
+        event_id: str,
+        *,
+        fill_price: float,
+        pnl_usd: float,
+        closed_at: datetime,
+        fees_usd: float = 0.0,
+        details: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Link a closed trade to its decision; False if it was recorded before."""
+        return self._db.write(
+            lambda s: events_store.insert_trade_outcome(
+                s, event_id, fill_price=fill_price, pnl_usd=pnl_usd, fees_usd=fees_usd,
+                closed_at=closed_at, details=details,
+            )
+        )  # fmt: skip
+
+    def trade_outcomes(
+        self, symbol: str | None = None, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        with self._db.read() as session:
+            return events_store.query_outcomes(session, symbol=symbol, since=since)
+
+    # --- shadow results and regime gates -------------------------------------------------
+
+    def record_shadow_result(
+        self,
+        *,
+        challenger: str,
+        champion: str | None,
+        period_start: datetime,
+        period_end: datetime,
+        challenger_returns: Sequence[float],
+        champion_returns: Sequence[float],
+        statistics: Mapping[str, Any],
+        decision: str,
+    ) -> None:
+        """Record a shadow period (same challenger and period again: replaced)."""
+        self._db.write(
+            lambda s: data_store.upsert_shadow_result(
+                s, challenger=challenger, champion=champion, period_start=period_start,
+                period_end=period_end, challenger_returns=challenger_returns,
+                champion_returns=champion_returns, statistics=statistics, decision=decision,
+                at=self._clock(),
+            )
+        )  # fmt: skip
+        _log().info("shadow_result_recorded", challenger=challenger, champion=champion,
+                 decision=decision)  # fmt: skip
+
+    def shadow_results(self, key: ModelKey) -> list[ShadowResult]:
+        with self._db.read() as session:
+            return data_store.shadow_results(session, key)
+
+    def set_regime_gates(
+        self, week_start: date, gates: Mapping[str, Any], *, actor: str, reason: str
+    ) -> list[RegimeGateOverride]:
+        """Override the gates of the named regimes from ``week_start`` (a Monday) on.
+        ``gates`` maps regime -> config ``RegimeGate`` or a mapping with the same keys."""
+        records = self._db.write(
+            lambda s: data_store.append_gates(
+                s, week_start, gates, actor=actor, reason=reason, at=self._clock()
+            )
+        )
+        _log().info(
+            "regime_gates_set", week_start=str(week_start), regimes=sorted(gates), actor=actor
+        )
+        return records
+
+    def current_regime_gates(self, as_of: date | None = None) -> dict[str, RegimeGateOverride]:
+        """The newest override of each regime in effect on ``as_of`` (default: today, UTC)."""
+        current: dict[str, RegimeGateOverride] = {}
+        for record in self.regime_gate_history(as_of=as_of or self._clock().date()):
+            current[record.regime] = record
+        return current
+
+    def regime_gate_history(
+        self, regime: str | None = None, as_of: date | None = None
+    ) -> list[RegimeGateOverride]:
+        with self._db.read() as session:
+            return data_store.gate_history(session, regime=regime, as_of=as_of)

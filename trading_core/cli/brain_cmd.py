@@ -1,0 +1,187 @@
+"""``coin-engine brain ...``: look at and operate the Brain Library (rich tables).
+
+Every command opens the library named by the config (``training.model_versioning``) through
+:func:`open_library`. Domain errors propagate to the root command, which prints one line and
+exits 2; ``verify`` exits 1 when any artifact is missing or altered.
+"""
+
+import getpass
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trading_core.brain import BrainLibrary, ModelKey, ModelVersion
+from trading_core.cli.app import config_of
+from trading_core.types import Stage
+
+brain_app = typer.Typer(
+    help="Brain Library: model versions, stages, releases, artifacts.", no_args_is_help=True
+)
+console = Console()
+
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept in the stage history).")]
+ActorOption = Annotated[
+    str | None, typer.Option("--actor", help="Who acts (default: the OS user name).")
+]
+
+
+def open_library(ctx: typer.Context) -> BrainLibrary:
+    """The Brain Library of the invocation's config (``ctx.obj["config"]``), closed with it."""
+    library = BrainLibrary.from_config(config_of(ctx))
+    ctx.call_on_close(library.close)
+    return library
+
+
+def _actor(actor: str | None) -> str:
+    if actor:
+        return actor
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "cli"
+
+
+def _models_table(models: list[ModelVersion], metric: str) -> Table:
+    table = Table(title=f"Brain Library: {len(models)} model version(s)")
+    for column in ("name", "stage", "created (UTC)", metric, "partition", "artifact"):
+        table.add_column(column, justify="right" if column == metric else "left")
+    for m in models:
+        value = m.metrics.get(metric)
+        table.add_row(
+            m.name,
+            m.stage.value,
+            m.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "-" if value is None else f"{value:.4f}",
+            m.partition_date.isoformat(),
+            m.artifact_sha256[:12],
+        )
+    return table
+
+
+@brain_app.command("migrate")
+def migrate(ctx: typer.Context) -> None:
+    """Create or upgrade the Brain Library schema (Alembic, idempotent)."""
+    library = open_library(ctx)
+    console.print(f"{library.masked_dsn}: schema at revision [bold]{library.migrate()}[/bold]")
+
+
+@brain_app.command("ls")
+def list_models(
+    ctx: typer.Context,
+    stage: Annotated[Stage | None, typer.Option("--stage", help="Only this stage.")] = None,
+    coin: Annotated[str | None, typer.Option("--coin", help="Only this coin, e.g. BTC.")] = None,
+) -> None:
+    """List model versions (newest version last per key)."""
+    config = config_of(ctx)
+    models = open_library(ctx).list_models(coin=coin, stage=stage)
+    console.print(_models_table(models, config.training.model_versioning.selection_metric))
+
+
+@brain_app.command("show")
+def show(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Model version name.")]
+) -> None:
+    """One model version: its fields, metrics, params and stage history."""
+    library = open_library(ctx)
+    model = library.get_model(name)
+    facts = Table(title=model.name, show_header=False)
+    facts.add_column("field", style="bold")
+    facts.add_column("value")
+    for field, value in (
+        ("key", model.key.slug),
+        ("version", str(model.version)),
+        ("stage", model.stage.value),
+        ("created_at", model.created_at.isoformat()),
+        ("partition_date", model.partition_date.isoformat()),
+        ("training_data_hash", model.training_data_hash),
+        ("artifact", f"{model.artifact_format} {model.artifact_size_bytes} B {model.artifact_uri}"),
+        ("artifact_sha256", model.artifact_sha256),
+        ("features", ", ".join(model.feature_list)),
+        ("metrics", json.dumps(dict(model.metrics), sort_keys=True)),
+        ("params", json.dumps(dict(model.params), sort_keys=True)),
+    ):
+        facts.add_row(field, value)
+    console.print(facts)
+    history = Table(title="stage history")
+    for column in ("at (UTC)", "from", "to", "actor", "reason"):
+        history.add_column(column)
+    for change in library.stage_history(name):
+        from_stage = "-" if change.from_stage is None else change.from_stage.value
+        at = change.at.strftime("%Y-%m-%d %H:%M:%S")
+        history.add_row(at, from_stage, change.to_stage.value, change.actor, change.reason)
+    console.print(history)
+
+
+@brain_app.command("promote")
+def promote(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model version name.")],
+    reason: ReasonOption,
+    actor: ActorOption = None,
+) -> None:
+    """Put a model version into production (archives the key's current production model)."""
+    model = open_library(ctx).promote(name, actor=_actor(actor), reason=reason)
+    console.print(f"[green]{model.name}[/green] is now {model.stage.value}")
+
+
+@brain_app.command("rollback")
+def rollback(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="Model key, e.g. BTC_TREND_1h.")],
+    reason: ReasonOption,
+    to: Annotated[int | None, typer.Option("--to", help="Version to restore.")] = None,
+    actor: ActorOption = None,
+) -> None:
+    """Bring the previous (or the given) production version of KEY back."""
+    try:
+        model_key = ModelKey.parse(key)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="KEY") from exc
+    model = open_library(ctx).rollback(model_key, to_version=to, actor=_actor(actor), reason=reason)
+    console.print(f"[yellow]{model.key.slug}[/yellow] rolled back to [green]{model.name}[/green]")
+
+
+@brain_app.command("verify")
+def verify(ctx: typer.Context) -> None:
+    """Re-hash every artifact; exit 1 if any is missing or altered."""
+    library = open_library(ctx)
+    problems = library.verify_artifacts()
+    if not problems:
+        console.print(f"[green]ok[/green]: {len(library.list_models())} model artifact(s) verified")
+        return
+    table = Table(title=f"[red]{len(problems)} artifact problem(s)[/red]")
+    for column in ("model", "problem", "sha256", "detail"):
+        table.add_column(column)
+    for p in problems:
+        table.add_row(p.model_name, p.problem, p.artifact_sha256[:12], p.detail)
+    console.print(table)
+    raise typer.Exit(code=1)
+
+
+@brain_app.command("releases")
+def releases(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Newest N releases.")] = 20,
+) -> None:
+    """The newest releases (what Hamilton follows), newest first."""
+    rows = open_library(ctx).list_releases(limit=limit)
+    table = Table(title=f"{len(rows)} release(s)")
+    for column in ("id", "date", "created (UTC)", "by", "parent", "rollback of", "prod", "shadow",
+                   "note"):  # fmt: skip
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            str(r.id),
+            r.release_date.isoformat(),
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.created_by,
+            "-" if r.parent_id is None else str(r.parent_id),
+            "-" if r.rollback_of_id is None else str(r.rollback_of_id),
+            str(len(r.production)),
+            str(len(r.shadow)),
+            r.note,
+        )
+    console.print(table)
