@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 from trading_core.market.parquet_store import ParquetStore
 
 from trading_core.brain import BrainLibrary
@@ -31,11 +32,20 @@ class BrainLibraryResource(dg.ConfigurableResource):  # type: ignore[misc]
     """The Brain Library named by the config (SQLite by default, PostgreSQL by DSN)."""
 
     engine_config: EngineConfigResource
+    _library: BrainLibrary | None = PrivateAttr(default=None)
 
     def open(self) -> BrainLibrary:
-        library = BrainLibrary.from_config(self.engine_config.load())
-        library.migrate()
-        return library
+        """The run's library, migrated once and reused by every asset of the run."""
+        if self._library is None:
+            library = BrainLibrary.from_config(self.engine_config.load())
+            library.migrate()
+            self._library = library
+        return self._library
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._library is not None:
+            self._library.close()
+            self._library = None
 
 
 class MarketDataResource(dg.ConfigurableResource):  # type: ignore[misc]

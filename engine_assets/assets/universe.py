@@ -57,7 +57,7 @@ def liquidity_ranking(
     config = engine_config.load()
     ranking = rank_universe(coin_universe, config.coin_selection, quote=config.engine.quote)
     as_of = partition_end(context.partition_key).date() - timedelta(days=1)
-    brain.open().save_ranking(as_of, ranking.ranked)
+    brain.open().save_ranking(as_of, ranking.ranked, selected_top=config.engine.active_coins)
     coins = [s.split("/")[0] for s in ranking.ranked["symbol"].to_list()]
     new_coins = [c for c in coins if not context.instance.has_dynamic_partition("coins", c)]
     if new_coins:
