@@ -6,6 +6,7 @@ transaction. Writes that lose a race against another writer (thread or process) 
 the database's unique constraints make duplicates impossible rather than unlikely.
 """
 
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from trading_core.brain.records import (
     ModelVersion,
     StageChange,
     VerifyProblem,
+    canonical_json,
     finite_floats,
     parse_model_name,
 )
@@ -204,6 +206,40 @@ class BrainLibrary(BrainDataMixin):
             return None
         sign = 1.0 if higher_is_better else -1.0
         return max(candidates, key=lambda m: (sign * m.metrics[metric], m.version))
+
+    def record_validation(
+        self,
+        name: str,
+        *,
+        metrics: Mapping[str, float],
+        validation: Mapping[str, Any],
+        reliability: Mapping[str, float] | None = None,
+        correlation: Mapping[str, Mapping[str, float]] | None = None,
+        serving_tables: Mapping[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Attach out-of-sample results to a registered model: ``metrics`` are merged into its
+        metrics; ``validation``, reliability, correlation and serving tables are replaced.
+        Re-running with the same results leaves the row unchanged (idempotent)."""
+        merged_metrics = finite_floats(metrics, "metrics")
+        payload = {
+            "validation": json.loads(canonical_json(dict(validation), "validation")),
+            "serving_tables": None
+            if serving_tables is None
+            else json.loads(canonical_json(dict(serving_tables), "serving_tables")),
+            "reliability": models_store.validated_reliability(reliability),
+            "correlation": models_store.validated_correlation(correlation),
+        }
+
+        def work(session: Session) -> ModelVersion:
+            row = models_store.get_row(session, name, lock=True)
+            row.metrics = {**dict(row.metrics), **merged_metrics}
+            for field, value in payload.items():
+                setattr(row, field, value)
+            return models_store.to_record(row)
+
+        record = self._db.write(work)
+        _log().info("model_validated", model=name, eligible=validation.get("eligible"))
+        return record
 
     # --- stages --------------------------------------------------------------------------
 

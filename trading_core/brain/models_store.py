@@ -64,6 +64,8 @@ def to_record(row: ModelVersionRow, role: ReleaseRole | None = None) -> ModelVer
         reliability=None if row.reliability is None else dict(row.reliability),
         correlation=None if row.correlation is None else dict(row.correlation),
         role=role,
+        validation=None if row.validation is None else dict(row.validation),
+        serving_tables=None if row.serving_tables is None else dict(row.serving_tables),
     )
 
 

@@ -140,6 +140,8 @@ class ModelVersion:
     reliability: Mapping[str, float] | None = None
     correlation: Mapping[str, Mapping[str, float]] | None = None
     role: ReleaseRole | None = None
+    validation: Mapping[str, Any] | None = None
+    serving_tables: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,6 +144,10 @@ class ModelVersionRow(Base):
     partition_date: Mapped[date] = mapped_column(Date)
     reliability: Mapped[dict[str, Any] | None]
     correlation: Mapped[dict[str, Any] | None]
+    # out-of-sample walk-forward results (windows, eligibility) and the consensus tables the
+    # coin x timeframe serves with (correlation divisors, information coefficients)
+    validation: Mapped[dict[str, Any] | None]
+    serving_tables: Mapped[dict[str, Any] | None]
 
 
 class StageHistoryRow(Base):

@@ -103,7 +103,7 @@ def load_booster(artifact: bytes, *, nthread: int = 1) -> xgb.Booster:
 
 
 def predict_bps(
-    booster: xgb.Booster, features: FloatArray, feature_names: tuple[str, ...]
+    booster: xgb.Booster, features: npt.NDArray[np.floating[Any]], feature_names: tuple[str, ...]
 ) -> FloatArray:
     """Predicted forward return in bps per row."""
     x = np.ascontiguousarray(features, dtype=np.float32)
