@@ -1,19 +1,23 @@
 """Dagster resources: thin factories that return trading_core domain objects."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from distributed import Client
 from pydantic import PrivateAttr
-from trading_core.market.parquet_store import ParquetStore
 
 from trading_core.brain import BrainLibrary
 from trading_core.config import EngineConfig, default_config_paths, load_config
+from trading_core.market.parquet_store import ParquetStore
 from trading_core.market.source import MarketDataSource, make_source
+from trading_core.training.cluster import ClusterPlan, open_client, plan_for_this_machine
 
 _REPO_CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
 
 
-class EngineConfigResource(dg.ConfigurableResource):  # type: ignore[misc]
+class EngineConfigResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The engine config: the three YAML files in ``config_dir`` plus ENGINE__ overrides."""
 
     config_dir: str = ""
@@ -28,7 +32,7 @@ def _default_config_dir() -> Path:
     return local if (local / "scalable_engine.yaml").exists() else _REPO_CONFIG_DIR
 
 
-class BrainLibraryResource(dg.ConfigurableResource):  # type: ignore[misc]
+class BrainLibraryResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The Brain Library named by the config (SQLite by default, PostgreSQL by DSN)."""
 
     engine_config: EngineConfigResource
@@ -48,7 +52,7 @@ class BrainLibraryResource(dg.ConfigurableResource):  # type: ignore[misc]
             self._library = None
 
 
-class MarketDataResource(dg.ConfigurableResource):  # type: ignore[misc]
+class MarketDataResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The configured market-data source and the local parquet store."""
 
     engine_config: EngineConfigResource
@@ -58,3 +62,21 @@ class MarketDataResource(dg.ConfigurableResource):  # type: ignore[misc]
 
     def store(self) -> ParquetStore:
         return ParquetStore(Path(self.engine_config.load().data.store_path))
+
+
+class DaskResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """A ``distributed.Client``: a LocalCluster sized from ``training.distributed`` by default,
+    the existing scheduler at ``scheduler_address`` when set, a LocalCUDACluster when GPUs are
+    configured and present. ``processes=False`` (threads) is for tests only."""
+
+    engine_config: EngineConfigResource
+    processes: bool = True
+
+    def plan(self) -> ClusterPlan:
+        return plan_for_this_machine(self.engine_config.load().training.distributed)
+
+    @contextmanager
+    def client(self) -> Iterator[tuple[Client, ClusterPlan]]:
+        plan = self.plan()
+        with open_client(plan, processes=self.processes) as client:
+            yield client, plan

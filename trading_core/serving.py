@@ -42,7 +42,7 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class ServingTables:
-    """Correlation divisors (n_engines,) and information coefficients by regime code (4,)."""
+    """Correlation divisors by regime (4, n_engines) and information coefficients by regime (4,)."""
 
     cluster_divisors: FloatArray
     ic_by_regime: FloatArray
@@ -51,10 +51,10 @@ class ServingTables:
     def __post_init__(self) -> None:
         divisors = np.asarray(self.cluster_divisors, dtype=np.float64)
         ic = np.asarray(self.ic_by_regime, dtype=np.float64)
-        if divisors.shape != (len(self.engine_names),) or np.any(divisors < 1.0):
+        if divisors.shape != (len(REGIMES), len(self.engine_names)) or np.any(divisors < 1.0):
             raise ValueError(
-                f"cluster_divisors {divisors.shape} must hold one value >= 1 per engine "
-                f"({len(self.engine_names)})"
+                f"cluster_divisors {divisors.shape} must hold one value >= 1 per regime and "
+                f"engine ({len(REGIMES)}, {len(self.engine_names)})"
             )
         if ic.shape != (len(REGIMES),) or not np.all(np.isfinite(ic)):
             raise ValueError(f"ic_by_regime must hold {len(REGIMES)} finite values; got {ic!r}")
@@ -109,9 +109,13 @@ def causal_reliability(
     close = frame.bars["close"].to_numpy()
     outcome = forward_return_sign(close, horizon_bars)
     return reliability_series(
-        votes.signals, outcome, votes.regimes, decay=params.decay, prior=params.prior,
+        votes.signals,
+        outcome,
+        votes.regimes,
+        decay=params.decay,
+        prior=params.prior,
         horizon_bars=horizon_bars,
-    )  # fmt: skip
+    )
 
 
 def consensus_on(

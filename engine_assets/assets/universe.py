@@ -4,10 +4,10 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
-from trading_core.market.ranking import liquidity_ranking as rank_universe
 
 from engine_assets.partitions import coin_partitions, daily_partitions, single_run_backfill
 from engine_assets.resources import BrainLibraryResource, EngineConfigResource, MarketDataResource
+from trading_core.market.ranking import liquidity_ranking as rank_universe
 
 
 def partition_end(partition_key: str) -> datetime:
@@ -29,13 +29,14 @@ def coin_universe(
 ) -> dg.Output[pl.DataFrame]:
     as_of = partition_end(context.partition_key)
     snapshot = market.source().universe_snapshot(as_of)
+    median_volume = float(snapshot.select(pl.col("daily_volume_usd").median()).item() or 0.0)
     context.log.info(f"universe snapshot as of {as_of.isoformat()}: {snapshot.height} pairs")
     return dg.Output(
         snapshot,
         metadata={
             "pairs": snapshot.height,
             "as_of": as_of.isoformat(),
-            "median_daily_volume_usd": float(snapshot["daily_volume_usd"].median() or 0.0),
+            "median_daily_volume_usd": median_volume,
         },
     )
 

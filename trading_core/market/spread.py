@@ -14,7 +14,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from bidask import edge  # type: ignore[import-untyped]
+from bidask import edge
 
 from trading_core.features.spread import corwin_schultz_spread_bps
 

@@ -59,7 +59,7 @@ def xgb_params(section: ModelSection, *, device: Literal["cpu", "cuda"]) -> dict
 
 
 def fit_forward_return_model(
-    features: FloatArray,
+    features: npt.NDArray[np.floating[Any]],
     target_bps: FloatArray,
     feature_names: tuple[str, ...],
     section: ModelSection,

@@ -1,0 +1,103 @@
+"""best_models -> brain_library_push: stage decisions and the day's release."""
+
+from collections import Counter
+from datetime import timedelta
+
+import dagster as dg
+
+from engine_assets.assets.universe import partition_end
+from engine_assets.partitions import daily_partitions, single_run_backfill
+from engine_assets.resources import BrainLibraryResource, EngineConfigResource
+from trading_core.reporting import markdown_table
+from trading_core.training.orchestrate import candidates_of_day, push_release, select_best
+from trading_core.types import Stage
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+    deps=["walk_forward_metrics"],
+    group_name="release",
+    kinds={"sql"},
+    description="Per key: the day's candidate against the production model on out-of-sample "
+    "metrics after costs; first eligible model -> production, better challenger -> shadow.",
+)
+def best_models(
+    context: dg.AssetExecutionContext,
+    engine_config: EngineConfigResource,
+    brain: BrainLibraryResource,
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    config = engine_config.load()
+    library = brain.open()
+    day = partition_end(context.partition_key).date() - timedelta(days=1)
+    selections = select_best(library, candidates_of_day(library, day), config)
+    counts = Counter(s.stage.value for s in selections)
+    rows = [
+        {"key": s.key, "model": s.model, "stage": s.stage.value, "reason": s.reason}
+        for s in selections
+    ]
+    best = sorted(
+        (m for m in library.list_models(stage=Stage.PRODUCTION)),
+        key=lambda m: -float(m.metrics.get("oos_sharpe", float("-inf"))),
+    )[:10]
+    return dg.MaterializeResult(
+        metadata={
+            "stages": dg.MetadataValue.json(dict(counts)),
+            "production_models": len(library.list_models(stage=Stage.PRODUCTION)),
+            "shadow_models": len(library.list_models(stage=Stage.SHADOW)),
+            "decisions": dg.MetadataValue.md(
+                markdown_table(rows, ["key", "model", "stage", "reason"])
+            ),
+            "best_production": dg.MetadataValue.md(
+                markdown_table(
+                    [
+                        {
+                            "model": m.name,
+                            "oos_sharpe": m.metrics.get("oos_sharpe"),
+                            "oos_edge_after_cost_bps": m.metrics.get("oos_edge_after_cost_bps"),
+                            "oos_n_trades": m.metrics.get("oos_n_trades"),
+                        }
+                        for m in best
+                    ],
+                    ["model", "oos_sharpe", "oos_edge_after_cost_bps", "oos_n_trades"],
+                )
+            ),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=single_run_backfill,
+    deps=["best_models"],
+    group_name="release",
+    kinds={"sql"},
+    description="The day's release (every production and shadow model plus the regime-gate "
+    "overrides), written atomically; the set Hamilton follows. Idempotent per day.",
+)
+def brain_library_push(
+    context: dg.AssetExecutionContext,
+    engine_config: EngineConfigResource,
+    brain: BrainLibraryResource,
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    config = engine_config.load()
+    if not config.training.model_versioning.daily_push_enabled:
+        context.log.warning("daily_push_enabled is false: no release written")
+        return dg.MaterializeResult(metadata={"release_id": None, "skipped": True})
+    day = partition_end(context.partition_key).date() - timedelta(days=1)
+    release = push_release(
+        brain.open(), day, note=f"daily push for partition {context.partition_key}"
+    )
+    if release is None:
+        context.log.warning("no production or shadow model yet: nothing to release")
+        return dg.MaterializeResult(metadata={"release_id": None, "skipped": True})
+    return dg.MaterializeResult(
+        metadata={
+            "release_id": release.id,
+            "release_date": str(release.release_date),
+            "production": len(release.production),
+            "shadow": len(release.shadow),
+            "content_sha256": release.content_sha256,
+            "gate_overrides": dg.MetadataValue.json(dict(release.gates or {})),
+        }
+    )

@@ -1,0 +1,49 @@
+"""Jobs and schedules: training at 02:00 UTC, the push at 03:00 UTC, the weekly leaderboard."""
+
+import dagster as dg
+
+from engine_assets.assets.leaderboard import engine_leaderboard
+
+TRAINING_ASSETS = (
+    "coin_universe",
+    "liquidity_ranking",
+    "ohlcv",
+    "trained_models",
+    "walk_forward_metrics",
+    "best_models",
+)
+
+daily_training_job = dg.define_asset_job(
+    "daily_training",
+    selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
+    description="Rank, ingest, train (Dask fan-out), validate and select: one run per day.",
+)
+release_push_job = dg.define_asset_job(
+    "release_push",
+    selection=dg.AssetSelection.assets("brain_library_push"),
+    description="Write the day's release that Hamilton follows.",
+)
+leaderboard_job = dg.define_asset_job(
+    "weekly_leaderboard", selection=dg.AssetSelection.assets(engine_leaderboard)
+)
+
+# Each schedule run targets the previous (complete) UTC day's partition.
+daily_training_schedule = dg.build_schedule_from_partitioned_job(
+    daily_training_job,
+    hour_of_day=2,
+    minute_of_hour=0,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+release_push_schedule = dg.build_schedule_from_partitioned_job(
+    release_push_job,
+    hour_of_day=3,
+    minute_of_hour=0,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+weekly_leaderboard_schedule = dg.build_schedule_from_partitioned_job(
+    leaderboard_job,
+    day_of_week=0,
+    hour_of_day=1,
+    minute_of_hour=0,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)

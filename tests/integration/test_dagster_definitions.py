@@ -1,0 +1,74 @@
+"""The code location loads and its asset graph, jobs, schedules and checks are as designed."""
+
+import dagster as dg
+
+from engine_assets.definitions import defs
+
+EDGES = {
+    ("coin_universe", "liquidity_ranking"),
+    ("liquidity_ranking", "ohlcv"),
+    ("ohlcv", "trained_models"),
+    ("trained_models", "walk_forward_metrics"),
+    ("walk_forward_metrics", "best_models"),
+    ("best_models", "brain_library_push"),
+}
+
+
+def _graph():  # type: ignore[no-untyped-def]
+    return defs.resolve_asset_graph()
+
+
+def test_asset_graph_has_the_daily_chain() -> None:
+    graph = _graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {
+        "coin_universe",
+        "liquidity_ranking",
+        "ohlcv",
+        "trained_models",
+        "walk_forward_metrics",
+        "best_models",
+        "brain_library_push",
+        "engine_leaderboard",
+        "coin_retrain",
+    } <= keys
+    for upstream, downstream in EDGES:
+        parents = {p.to_user_string() for p in graph.get(dg.AssetKey(downstream)).parent_keys}
+        assert upstream in parents, (upstream, downstream)
+
+
+def test_daily_assets_share_daily_partitions_and_single_run_backfills() -> None:
+    graph = _graph()
+    for name in ("coin_universe", "trained_models", "brain_library_push"):
+        node = graph.get(dg.AssetKey(name))
+        assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition)
+        assert node.partitions_def.timezone == "UTC"
+        assert node.backfill_policy == dg.BackfillPolicy.single_run()
+    retrain = graph.get(dg.AssetKey("coin_retrain"))
+    assert isinstance(retrain.partitions_def, dg.DynamicPartitionsDefinition)
+
+
+def test_schedules_run_training_at_0200_and_push_at_0300_utc() -> None:
+    training = defs.resolve_schedule_def("daily_training_schedule")
+    push = defs.resolve_schedule_def("release_push_schedule")
+    assert training.cron_schedule == "0 2 * * *"
+    assert push.cron_schedule == "0 3 * * *"
+    assert training.execution_timezone == "UTC"
+    weekly = defs.resolve_schedule_def("weekly_leaderboard_schedule")
+    assert weekly.cron_schedule == "0 1 * * 0"
+
+
+def test_blocking_leakage_checks_are_declared() -> None:
+    graph = _graph()
+    blocking = {
+        key.name
+        for key in graph.asset_check_keys
+        if graph.get_check_spec(key).blocking  # type: ignore[attr-defined]
+    }
+    assert {
+        "no_train_test_overlap",
+        "label_horizon_within_purge",
+        "features_causal",
+        "features_finite",
+        "coin_universe_not_empty",
+    } <= blocking

@@ -1,0 +1,281 @@
+"""The daily training run as plain functions (Dagster only wires them): plan the coin jobs, fan
+them out on Dask, register what was trained, record validations, pick the best model per key and
+write the day's release.
+"""
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+
+from distributed import Client
+
+from trading_core.brain import BrainLibrary, ModelKey, ModelVersion
+from trading_core.brain.records import Release
+from trading_core.config.models import EngineConfig
+from trading_core.observability.logging import get_logger
+from trading_core.training.distributed import JobOutcome, run_jobs
+from trading_core.training.evaluate import KeyValidation, validate_coin
+from trading_core.training.jobs import CoinJob
+from trading_core.training.selection import choose_stage
+from trading_core.training.train import KeyTraining, train_coin
+from trading_core.types import Stage
+
+log = get_logger(__name__)
+ACTOR = "training-dag"
+
+
+@dataclass(frozen=True)
+class KeyFailure:
+    slug: str
+    status: Literal["failed", "timeout"]
+    error: str
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """What one fan-out produced: per-key results and failures (never silently dropped)."""
+
+    results: tuple[Any, ...]
+    failures: tuple[KeyFailure, ...]
+    wall_s: float
+    task_s: tuple[float, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_jobs(
+    symbols: Sequence[str],
+    config: EngineConfig,
+    *,
+    as_of: datetime,
+    partition_date: str,
+    store_root: str,
+    device: Literal["cpu", "cuda"],
+    regimes: Sequence[str] | None = None,
+    timeframes: Sequence[str] | None = None,
+) -> list[CoinJob]:
+    """One job per coin x timeframe, biggest coins first (they take longest)."""
+    wanted_regimes = tuple(regimes or config.training.regimes)
+    return [
+        CoinJob(
+            symbol=symbol,
+            timeframe=tf,
+            as_of=as_of,
+            partition_date=partition_date,
+            store_root=store_root,
+            config=config,
+            regimes=wanted_regimes,
+            device=device,
+        )
+        for symbol in symbols
+        for tf in (timeframes or config.engine.timeframes)
+    ]
+
+
+def fan_out(
+    client: Client,
+    jobs: Sequence[CoinJob],
+    fn: Callable[[CoinJob], list[Any]],
+    config: EngineConfig,
+    *,
+    on_done: Callable[[JobOutcome[list[Any]]], None] | None = None,
+) -> StepReport:
+    """Run ``fn`` per job on Dask; a failed job becomes a failure of each of its keys."""
+    section = config.training.distributed
+    started = time.monotonic()
+    outcomes = run_jobs(
+        client,
+        jobs,
+        fn,
+        key_of=lambda job: job.key,
+        max_in_flight=section.max_concurrent_training_jobs,
+        timeout_s=section.timeout_seconds,
+        retry_attempts=section.retry_attempts,
+        on_done=on_done,
+    )
+    results: list[Any] = []
+    failures: list[KeyFailure] = []
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if outcome.status == "ok" and outcome.result is not None:
+            results.extend(outcome.result)
+            continue
+        status: Literal["failed", "timeout"] = (
+            "timeout" if outcome.status == "timeout" else "failed"
+        )
+        for regime in job.regimes:
+            slug = f"{job.coin}_{regime}_{job.timeframe}"
+            failures.append(KeyFailure(slug, status, outcome.error or status))
+            log.error("training_key_failed", key=slug, status=status, error=outcome.error)
+    return StepReport(
+        results=tuple(results),
+        failures=tuple(failures),
+        wall_s=time.monotonic() - started,
+        task_s=tuple(o.wall_s for o in outcomes),
+    )
+
+
+def train_all(
+    client: Client, jobs: Sequence[CoinJob], config: EngineConfig, **kw: Any
+) -> StepReport:
+    return fan_out(client, jobs, train_coin, config, **kw)
+
+
+def validate_all(
+    client: Client, jobs: Sequence[CoinJob], config: EngineConfig, **kw: Any
+) -> StepReport:
+    return fan_out(client, jobs, validate_coin, config, **kw)
+
+
+def register_trained(
+    library: BrainLibrary,
+    trained: Sequence[KeyTraining],
+    *,
+    partition_date: date,
+    created_at: datetime,
+) -> list[ModelVersion]:
+    """Every trained key becomes a candidate version (idempotent for identical data+params)."""
+    versions = []
+    for item in trained:
+        if item.status != "trained" or item.model is None:
+            continue
+        version = library.register_model(
+            ModelKey(item.coin, item.regime, item.timeframe),
+            item.model.artifact,
+            metrics={
+                "train_rows": float(item.model.n_train_rows),
+                "train_rmse_bps": item.model.train_rmse_bps,
+                "fit_seconds": item.fit_s,
+            },
+            params=item.model.params,
+            feature_list=list(item.model.feature_names),
+            data_hash=item.data_hash,
+            partition_date=partition_date,
+            created_at=created_at,
+            actor=ACTOR,
+        )
+        if item.serving_tables:
+            library.record_validation(
+                version.name,
+                metrics={},
+                validation=dict(version.validation or {}),
+                serving_tables=item.serving_tables,
+            )
+        versions.append(version)
+    return versions
+
+
+def candidates_of_day(library: BrainLibrary, partition_date: date) -> dict[str, ModelVersion]:
+    """The newest version per key registered for ``partition_date`` (any stage)."""
+    latest: dict[str, ModelVersion] = {}
+    for model in library.list_models():
+        if model.partition_date != partition_date:
+            continue
+        current = latest.get(model.key.slug)
+        if current is None or model.version > current.version:
+            latest[model.key.slug] = model
+    return latest
+
+
+def record_validations(
+    library: BrainLibrary, validations: Sequence[KeyValidation], versions: dict[str, ModelVersion]
+) -> list[ModelVersion]:
+    """Attach each key's out-of-sample results to the day's version of that key."""
+    updated = []
+    for item in validations:
+        version = versions.get(item.slug)
+        if version is None:
+            continue
+        payload = {
+            "status": item.status,
+            "reason": item.reason,
+            "eligible": item.eligible,
+            "windows": [_json_safe(w) for w in item.windows],
+            "overall": _json_safe(item.overall),
+            "hit_rates": item.hit_rates,
+        }
+        updated.append(
+            library.record_validation(
+                version.name,
+                metrics=item.metrics(),
+                validation=payload,
+                reliability=item.reliability or None,
+                correlation=item.correlation or None,
+                serving_tables=version.serving_tables,
+            )
+        )
+    return updated
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()
+    }
+
+
+@dataclass(frozen=True)
+class Selection:
+    model: str
+    key: str
+    stage: Stage
+    reason: str
+
+
+def select_best(
+    library: BrainLibrary, versions: dict[str, ModelVersion], config: EngineConfig
+) -> list[Selection]:
+    """Apply the selection rule to each key's version of the day (see ``selection``)."""
+    rule = config.training.model_versioning
+    metric_key = f"oos_{rule.selection_metric}"
+    outcomes = []
+    for slug, version in sorted(versions.items()):
+        if version.stage is not Stage.CANDIDATE:
+            outcomes.append(Selection(version.name, slug, version.stage, "already decided"))
+            continue
+        validation = version.validation or {}
+        production = library.production_model(version.key)
+        decision = choose_stage(
+            {rule.selection_metric: version.metrics.get(metric_key, math.nan)},
+            None
+            if production is None
+            else {rule.selection_metric: production.metrics.get(metric_key, math.nan)},
+            eligible=bool(validation.get("eligible", False)),
+            ineligible_reason=str(validation.get("reason", "not validated")),
+            metric=rule.selection_metric,
+            min_improvement=rule.min_improvement,
+            shadow_enabled=config.shadow_testing.enabled,
+        )
+        if decision.stage is not Stage.CANDIDATE:
+            library.set_stage(version.name, decision.stage, actor=ACTOR, reason=decision.reason)
+        outcomes.append(Selection(version.name, slug, decision.stage, decision.reason))
+        log.info("model_selected", key=slug, model=version.name, stage=decision.stage.value)
+    return outcomes
+
+
+def push_release(library: BrainLibrary, release_date: date, *, note: str = "") -> Release | None:
+    """The day's release: every production and shadow model, plus the current gate overrides.
+    Atomic and idempotent (identical content on the same date returns the existing release).
+    None when no model is in production or shadow yet (nothing to serve)."""
+    production = sorted(m.name for m in library.list_models(stage=Stage.PRODUCTION))
+    shadow = sorted(m.name for m in library.list_models(stage=Stage.SHADOW))
+    if not production and not shadow:
+        log.warning(
+            "release_skipped", reason="no production or shadow model", date=str(release_date)
+        )
+        return None
+    overrides = library.current_regime_gates(as_of=release_date)
+    gates = {
+        regime: {
+            "enabled_engines": list(o.enabled_engines),
+            "disabled_engines": list(o.disabled_engines),
+        }
+        for regime, o in overrides.items()
+    } or None
+    release = library.create_release(
+        release_date, production=production, shadow=shadow, gates=gates, created_by=ACTOR, note=note
+    )
+    log.info(
+        "release_pushed", release_id=release.id, production=len(production), shadow=len(shadow)
+    )
+    return release
