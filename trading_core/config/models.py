@@ -242,15 +242,15 @@ class RegimeGatesSection(Strict):
     auto_gating_min_votes: PosInt = 50
     off_regime_multiplier: NonNegFloat = 0.5
     TREND: RegimeGate = RegimeGate(
-        enabled_engines=("trend_v1", "trend_v2", "breakout", "momentum"),
+        enabled_engines=("trend_v1", "trend_v2", "breakout", "momentum", "ml_brain"),
         disabled_engines=("mean_reversion", "range_trading"),
     )
     RANGE: RegimeGate = RegimeGate(
-        enabled_engines=("mean_reversion", "range_trading", "support_resistance"),
+        enabled_engines=("mean_reversion", "range_trading", "support_resistance", "ml_brain"),
         disabled_engines=("trend_v1", "trend_v2"),
     )
     PANIC: RegimeGate = RegimeGate(
-        enabled_engines=("scalping", "volatility", "liquidity"),
+        enabled_engines=("scalping", "volatility", "liquidity", "ml_brain"),
         disabled_engines=("trend_v1", "trend_v2", "breakout"),
     )
     ILLIQUID: RegimeGate = RegimeGate()
