@@ -23,9 +23,12 @@ def _voting(gates: RegimeGates, regime: Regime) -> set[str]:
 
 def test_default_config_enables_exactly_the_seed_lists() -> None:
     gates = RegimeGates.from_config(RegimeGatesSection())
-    assert _voting(gates, Regime.TREND) == {"trend_v1", "trend_v2", "breakout", "momentum"}
-    assert _voting(gates, Regime.RANGE) == {"mean_reversion", "range_trading", "support_resistance"}
-    assert _voting(gates, Regime.PANIC) == {"scalping", "volatility", "liquidity"}
+    # the seed's lists plus the learned engine (config adds ml_brain to each tradable regime)
+    assert _voting(gates, Regime.TREND) == {"trend_v1", "trend_v2", "breakout", "momentum",
+                                            "ml_brain"}  # fmt: skip
+    assert _voting(gates, Regime.RANGE) == {"mean_reversion", "range_trading",
+                                            "support_resistance", "ml_brain"}  # fmt: skip
+    assert _voting(gates, Regime.PANIC) == {"scalping", "volatility", "liquidity", "ml_brain"}
     assert _voting(gates, Regime.ILLIQUID) == set()
 
 
@@ -102,7 +105,9 @@ def test_override_replaces_lists_and_moves_engines_between_them() -> None:
     assert _voting(new, Regime.TREND) == {"macd", "mean_reversion"}
     assert "mean_reversion" not in new.gate(Regime.TREND).disabled_engines
     assert "range_trading" in new.gate(Regime.TREND).disabled_engines
-    assert _voting(gates, Regime.TREND) == {"trend_v1", "trend_v2", "breakout", "momentum"}
+    assert _voting(gates, Regime.TREND) == {
+        "trend_v1", "trend_v2", "breakout", "momentum", "ml_brain"
+    }  # fmt: skip
     off = new.with_overrides({"enabled": False})
     assert off.enabled_mask(Regime.RANGE).all()
 
@@ -208,10 +213,12 @@ def test_auto_gate_enables_good_disables_bad_keeps_unjudged_standing() -> None:
     )
     payload = auto_gate(board, gates, min_hit_rate=0.5, min_votes=50)
     assert payload["ILLIQUID"] == {"enabled_engines": []}
-    assert payload["TREND"]["enabled_engines"] == ["trend_v2", "breakout", "momentum", "macd"]
+    assert payload["TREND"]["enabled_engines"] == [
+        "trend_v2", "breakout", "momentum", "macd", "ml_brain"
+    ]  # fmt: skip
     assert payload["TREND"]["disabled_engines"] == ["trend_v1", "mean_reversion", "range_trading"]
     new = gates.with_overrides(payload)
-    assert _voting(new, Regime.TREND) == {"trend_v2", "breakout", "momentum", "macd"}
+    assert _voting(new, Regime.TREND) == {"trend_v2", "breakout", "momentum", "macd", "ml_brain"}
     assert _voting(new, Regime.ILLIQUID) == set()
 
 
