@@ -77,7 +77,9 @@ def fit_forward_return_model(
     if not np.all(np.isfinite(y)):
         raise TrainingError(f"target has {int(np.sum(~np.isfinite(y)))} non-finite values")
     params = xgb_params(section, device=device)
-    dtrain = xgb.DMatrix(x, label=y, feature_names=list(feature_names), nthread=section.nthread)
+    # No feature names in the DMatrix: XGBoost re-validates them on every boosting round (~40%
+    # of a small fit). The Brain Library keeps the feature list; predict_bps checks the width.
+    dtrain = xgb.DMatrix(x, label=y, nthread=section.nthread)
     booster = xgb.train(params, dtrain, num_boost_round=section.n_estimators)
     pred = booster.predict(dtrain)
     rmse = float(np.sqrt(np.mean((pred - y) ** 2)))
@@ -107,7 +109,12 @@ def predict_bps(
 ) -> FloatArray:
     """Predicted forward return in bps per row."""
     x = np.ascontiguousarray(features, dtype=np.float32)
-    dmat = xgb.DMatrix(x, feature_names=list(feature_names))
+    if x.ndim != 2 or x.shape[1] != len(feature_names) or x.shape[1] != booster.num_features():
+        raise TrainingError(
+            f"feature matrix {x.shape} does not match the model's {booster.num_features()} "
+            f"features ({len(feature_names)} names given)"
+        )
+    dmat = xgb.DMatrix(x)
     return np.asarray(booster.predict(dmat), dtype=np.float64)
 
 
