@@ -12,7 +12,7 @@ No multi-partition (date x coin) is used: 400 coins x 365 days passes 100k keys 
 
 import dagster as dg
 
-PARTITIONS_START_DATE = "2025-01-01"
+PARTITIONS_START_DATE = "2020-01-01"
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=PARTITIONS_START_DATE, timezone="UTC", fmt="%Y-%m-%d"

@@ -194,6 +194,7 @@ def record_validations(
             "windows": [_json_safe(w) for w in item.windows],
             "overall": _json_safe(item.overall),
             "hit_rates": item.hit_rates,
+            "equity_daily": _daily_points(item.equity_ms, item.equity_usd),
         }
         updated.append(
             library.record_validation(
@@ -206,6 +207,14 @@ def record_validations(
             )
         )
     return updated
+
+
+def _daily_points(times_ms: Sequence[int], equity: Sequence[float]) -> list[list[float]]:
+    """The equity curve at each UTC day's last bar (small enough to keep with the model)."""
+    points: dict[int, list[float]] = {}
+    for t, value in zip(times_ms, equity, strict=True):
+        points[t // 86_400_000] = [float(t), float(value)]
+    return list(points.values())
 
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,140 @@
+"""``coin-engine demo`` and ``coin-engine engine run``: the daily DAG from the command line
+(plugged into the ``coin-engine`` app through the ``coin_engine.cli`` entry points)."""
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import dagster as dg
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from engine_assets.demo import (
+    DAILY_ORDER,
+    DEMO_OVERRIDES,
+    apply_overrides,
+    demo_library,
+    run_daily_dag,
+    summarize,
+    write_report,
+)
+from trading_core.config import load_config
+
+console = Console()
+engine_app = typer.Typer(help="Run the daily training DAG in-process (Dagster).")
+
+
+def _instance() -> dg.DagsterInstance:
+    """The instance of $DAGSTER_HOME (so `dagster dev` shows the runs), else an ephemeral one."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        Path(home).mkdir(parents=True, exist_ok=True)
+        template = Path(__file__).resolve().parents[1] / "dagster.yaml"
+        if template.exists() and not (Path(home) / "dagster.yaml").exists():
+            shutil.copy(template, Path(home) / "dagster.yaml")
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def _default_partition() -> str:
+    """The last complete day of the embedded synthetic market."""
+    config = load_config()
+    return str(config.data.synthetic.end_date - timedelta(days=1))
+
+
+def _run_with_progress(partition: str) -> list:  # type: ignore[type-arg]
+    from engine_assets.definitions import defs
+
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total} assets"), TimeElapsedColumn(), console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(f"daily DAG {partition}", total=len(DAILY_ORDER))
+
+        def on_step(asset: str, phase: str) -> None:
+            if phase == "start":
+                progress.update(task, description=f"{partition}: {asset}")
+            else:
+                progress.advance(task)
+
+        return run_daily_dag(defs, partition, _instance(), on_step=on_step)
+
+
+@engine_app.command("run")
+def run(
+    partition: Annotated[str | None, typer.Option(help="Daily partition YYYY-MM-DD.")] = None,
+) -> None:
+    """Materialize the whole daily DAG for one partition, in-process."""
+    day = partition or _default_partition()
+    steps = _run_with_progress(day)
+    for step in steps:
+        console.print(f"{step.asset:<22} {step.seconds:6.1f} s")
+
+
+def demo(
+    partition: Annotated[str | None, typer.Option(help="Daily partition YYYY-MM-DD.")] = None,
+    report_dir: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("reports"),
+    hamilton_bars: Annotated[int, typer.Option(help="Bars of the Hamilton replay (0: skip).")] = 72,
+) -> None:
+    """The embedded default end to end: ranking, training on Dask, walk-forward, selection,
+    release; then a Hamilton paper replay on the release."""
+    applied = apply_overrides(DEMO_OVERRIDES)
+    day = partition or _default_partition()
+    console.rule(f"[bold]coin-engine demo — partition {day}")
+    if applied:
+        console.print(f"demo overrides: {applied}")
+    steps = _run_with_progress(day)
+    library = demo_library()
+    from datetime import date
+
+    stages, best = summarize(library, date.fromisoformat(day))
+    folder = report_dir / f"demo-{day}"
+    write_report(folder, library, date.fromisoformat(day), steps, stages, best, applied)
+    _print_summary(steps, stages, best, folder)
+    release = library.latest_release()
+    if hamilton_bars and release is not None:
+        _hamilton_replay(day, hamilton_bars)
+
+
+def _print_summary(steps: list, stages: dict[str, int], best: list, folder: Path) -> None:  # type: ignore[type-arg]
+    table = Table(title="Daily DAG")
+    for column in ("asset", "seconds", "highlights"):
+        table.add_column(column)
+    for step in steps:
+        keys = ("models_trained", "models_skipped", "models_failed", "keys_eligible",
+                "release_id", "ranked_coins", "pairs", "rows_added")  # fmt: skip
+        notes = ", ".join(f"{k}={step.metadata[k]}" for k in keys if k in step.metadata)
+        table.add_row(step.asset, f"{step.seconds:.1f}", notes)
+    console.print(table)
+    console.print(f"models per stage (this partition): {stages}")
+    best_table = Table(title="Best production models (out-of-sample, after costs)")
+    for column in ("model", "Sharpe", "edge bps", "trades", "max DD"):
+        best_table.add_column(column)
+    for row in best:
+        best_table.add_row(
+            row["model"], _fmt(row["oos_sharpe"]), _fmt(row["oos_edge_after_cost_bps"]),
+            _fmt(row["oos_n_trades"], 0), _fmt(row["oos_max_drawdown"]),
+        )  # fmt: skip
+    console.print(best_table)
+    console.print(f"report: {folder / 'README.md'}")
+
+
+def _fmt(value: object, digits: int = 2) -> str:
+    return "" if value is None else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
+
+
+def _hamilton_replay(day: str, bars: int) -> None:
+    """Hamilton in its own process (it never shares one with Dagster)."""
+    console.rule("[bold]Hamilton paper replay on the release")
+    command = [sys.executable, "-m", "trading_core.cli", "hamilton", "run", "--paper", "--replay",
+               "--max-bars", str(bars), "--summary"]  # fmt: skip
+    result = subprocess.run(command, check=False)  # noqa: S603 - our own CLI, fixed arguments
+    if result.returncode != 0:
+        raise typer.Exit(code=result.returncode)
+    del day
