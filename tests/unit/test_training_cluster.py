@@ -122,3 +122,16 @@ def test_open_client_local_plan_runs_work() -> None:
     plan = plan_cluster(DistributedSection(num_workers=1), gpu_count=0, cpu_count=2)
     with open_client(plan, processes=False) as client:
         assert client.submit(_square, 5).result(timeout=30) == 25
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def test_two_functions_on_same_job_keys_never_share_results(threads_client: Client) -> None:
+    first = run_jobs(threads_client, [3], _square, key_of=str, max_in_flight=1,
+                     timeout_s=30, retry_attempts=0)  # fmt: skip
+    second = run_jobs(threads_client, [3], _double, key_of=str, max_in_flight=1,
+                      timeout_s=30, retry_attempts=0)  # fmt: skip
+    assert first[0].status == "failed"  # _square refuses 3
+    assert second[0].result == 6

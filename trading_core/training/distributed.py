@@ -5,6 +5,7 @@ with its error text, and failures are retried up to ``retry_attempts`` times.
 """
 
 import time
+import uuid
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
@@ -67,7 +68,10 @@ def run_jobs(
         while pending and len(running) < max_in_flight:
             job, attempt = pending.pop()
             key = key_of(job)
-            future = client.submit(fn, job, key=f"job-{key}-a{attempt}", pure=False)
+            # the task key must be unique per function and run: Dask returns a finished task's
+            # result for a key it already holds (a train and a validate of one coin collide)
+            task_key = f"{getattr(fn, '__name__', 'job')}-{key}-a{attempt}-{uuid.uuid4().hex[:8]}"
+            future = client.submit(fn, job, key=task_key, pure=False)
             running.append(_Running(key, job, future, time.monotonic(), attempt))
         _wait_some([r.future for r in running], poll_s)
         still: list[_Running[J]] = []
