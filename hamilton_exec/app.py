@@ -1,0 +1,205 @@
+"""Wiring: config + settings -> a ready :class:`HamiltonService` (used by the CLI and tests).
+
+Active coins: ``settings.symbols`` when given, else the coins with production models of the
+timeframe in the latest release (sorted), else the source's first ``engine.active_coins``
+symbols; capped at ``engine.active_coins``. The set is fixed for the run: a later release
+changes the models of these coins; coins it adds are logged and traded after a restart.
+
+A saved state (``state_dir``) is resumed: the risk state, each coin's memory, pending orders and
+the trade ledger come back, the windows are refilled from the source up to the last decided
+bar, and the feed continues after it.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hamilton_exec.brokers import CcxtBroker, PaperBroker
+from hamilton_exec.engine import HamiltonEngine, utc_ms
+from hamilton_exec.event_store import EventSink
+from hamilton_exec.feeds import PollingFeed, ReplayFeed
+from hamilton_exec.metrics import HamiltonMetrics
+from hamilton_exec.sensors import ReleaseSensor, warm_start
+from hamilton_exec.service import HamiltonService, load_state
+from hamilton_exec.settings import HamiltonSettings
+from trading_core.brain import BrainLibrary
+from trading_core.config.models import EngineConfig
+from trading_core.errors import BrainUnavailableError
+from trading_core.market.source import MarketDataSource, make_source
+from trading_core.observability.logging import get_logger
+
+
+def _log() -> Any:
+    return get_logger(__name__)
+
+
+@dataclass
+class Prepared:
+    service: HamiltonService
+    after_ms: int | None
+
+
+def choose_symbols(
+    config: EngineConfig,
+    settings: HamiltonSettings,
+    source: MarketDataSource,
+    production_coins: Sequence[str],
+) -> tuple[str, ...]:
+    listed = source.list_symbols()
+    if settings.symbols:
+        unknown = [s for s in settings.symbols if s not in listed]
+        if unknown:
+            raise ValueError(f"symbols {unknown} are not listed by source {source.name!r}")
+        return tuple(sorted(settings.symbols))
+    quote = config.engine.quote
+    from_release = [f"{c}/{quote}" for c in production_coins if f"{c}/{quote}" in listed]
+    chosen = from_release or listed
+    return tuple(sorted(chosen[: config.engine.active_coins]))
+
+
+def build_service(
+    config: EngineConfig,
+    settings: HamiltonSettings,
+    *,
+    library: BrainLibrary | None = None,
+    source: MarketDataSource | None = None,
+    broker: Any | None = None,
+    metrics: HamiltonMetrics | None = None,
+) -> Prepared:
+    """Everything wired and warm, ready for ``await prepared.service.run(after_ms=...)``."""
+    source = source or make_source(config)
+    metrics = metrics or HamiltonMetrics(venue=config.cost_model.venue)
+    sink = EventSink(library, settings.events_spool)
+    probe = _Probe(config, settings, library, metrics)
+    symbols = choose_symbols(config, settings, source, probe.production_coins())
+    saved = load_state(settings.state_dir)
+    engine = HamiltonEngine(
+        config,
+        settings,
+        symbols,
+        sink=sink,
+        metrics=metrics,
+        broker=broker or _broker(settings),
+        now=_start_time(settings),
+    )
+    if probe.served is not None:
+        engine.swap_release(probe.served)
+    after_ms = None
+    if saved is not None:
+        engine.restore(saved)
+        after_ms = min(engine.last_open_ms.values()) if engine.last_open_ms else None
+    feed = _feed(config, settings, source, engine)
+    resume = None if after_ms is None else utc_ms(after_ms + settings.bar_ms)
+    histories = {s: _history(feed, s, resume) for s in symbols}
+    btc = _history(feed, engine.btc_symbol, resume) if engine.btc_symbol in _known(feed) else None
+    warm_start(engine, histories, btc_history=btc, funding=feed.funding(), memories=saved is None)
+    if isinstance(engine.broker, CcxtBroker):
+        engine.broker.reconcile(symbols)
+    if library is not None:
+        _export_training(library, metrics)
+    _log().info(
+        "hamilton_ready",
+        symbols=len(symbols),
+        timeframe=settings.timeframe,
+        mode=settings.mode,
+        release_id=engine.release.id if engine.release else None,
+        resumed_after=after_ms,
+    )
+    return Prepared(HamiltonService(engine, feed, library=library), after_ms)
+
+
+class _Probe:
+    """The first release poll, before the engine exists (it decides the active coins)."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        settings: HamiltonSettings,
+        library: BrainLibrary | None,
+        metrics: HamiltonMetrics,
+    ) -> None:
+        self.served = None
+        if library is None:
+            return
+        shell = _Shell(config, settings, metrics)
+        ReleaseSensor(library, shell).poll()  # type: ignore[arg-type]
+        self.served = shell.release
+
+    def production_coins(self) -> list[str]:
+        return sorted(self.served.production) if self.served is not None else []
+
+
+class _Shell:
+    """Just enough of an engine for a first poll (gates, settings, metrics, swap)."""
+
+    def __init__(
+        self, config: EngineConfig, settings: HamiltonSettings, metrics: HamiltonMetrics
+    ) -> None:
+        from trading_core.regime import RegimeGates
+
+        self.settings, self.metrics = settings, metrics
+        self.base_gates = RegimeGates.from_config(config.regime_gates)
+        self.release: Any = None
+
+    def swap_release(self, served: Any) -> None:
+        self.release = served
+
+
+def _broker(settings: HamiltonSettings) -> Any:
+    return PaperBroker()
+
+
+def _start_time(settings: HamiltonSettings) -> datetime:
+    if settings.replay is not None:
+        return settings.replay.start
+    return datetime.now(UTC)
+
+
+def _feed(
+    config: EngineConfig,
+    settings: HamiltonSettings,
+    source: MarketDataSource,
+    engine: HamiltonEngine,
+) -> ReplayFeed | PollingFeed:
+    if settings.replay is not None:
+        return ReplayFeed(
+            source,
+            engine.symbols,
+            settings.timeframe,
+            start=settings.replay.start,
+            end=settings.replay.end,
+            history_bars=settings.history_bars,
+            speed=settings.replay.speed,
+            extra_symbols=(engine.btc_symbol,),
+        )
+    return PollingFeed(
+        source,
+        engine.symbols,
+        settings.timeframe,
+        history_bars=settings.history_bars,
+        poll_interval_s=settings.market_poll_interval_s,
+        grace_s=3 * settings.market_poll_interval_s,
+        on_error=lambda symbol, exc: engine.metrics.errors.labels(
+            "market_data", type(exc).__name__
+        ).inc(),
+    )
+
+
+def _known(feed: ReplayFeed | PollingFeed) -> set[str]:
+    if isinstance(feed, ReplayFeed):
+        return set(feed.bars)
+    return set(feed.symbols) | {f"BTC/{feed.symbols[0].split('/')[1]}"}
+
+
+def _history(feed: ReplayFeed | PollingFeed, symbol: str, resume: datetime | None) -> Any:
+    if isinstance(feed, ReplayFeed):
+        return feed.history(symbol, before=resume)
+    return feed.history(symbol)
+
+
+def _export_training(library: BrainLibrary, metrics: HamiltonMetrics) -> None:
+    try:
+        metrics.export_training(library.list_models())
+    except BrainUnavailableError as exc:
+        _log().warning("training_metrics_unavailable", error=str(exc))

@@ -1,0 +1,381 @@
+"""Hamilton's synchronous core: one call per closed bar (a "tick") for every active coin.
+
+Per tick, in this order (the backtest's order for one coin, extended to many in sorted symbol
+order): pending paper orders fill at this bar's open -> each coin's new bar joins its window ->
+the newest bars of all coins are prepared in one batch -> each coin is decided (one
+DecisionEvent per coin per bar, a hold with ``missing_bar`` or ``stale_data`` when the coin has
+no fresh bar) -> approved orders go to the broker (never in shadow mode) -> metrics, events
+and the persisted state are updated. The release in force is read once per tick, so a release
+swapped in by the sensor applies from the next tick on, for every coin at once.
+"""
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from hamilton_exec.brokers import OrderReport, OrderRequest, PaperBroker, client_order_id
+from hamilton_exec.decision import CoinDecision, CoinMemory, DecisionContext, decide_coin
+from hamilton_exec.event_store import EventSink
+from hamilton_exec.ledger import TradeLedger
+from hamilton_exec.metrics import HamiltonMetrics
+from hamilton_exec.models import ServedRelease
+from hamilton_exec.prepare import prepare_newest_bars
+from hamilton_exec.settings import HamiltonSettings
+from hamilton_exec.window import Candle, CoinWindow
+from trading_core.config.models import EngineConfig
+from trading_core.consensus import ConsensusParams
+from trading_core.costs import CostParams
+from trading_core.decision import (
+    BarInputs,
+    ConsensusRow,
+    Decision,
+    DecisionConfig,
+    decide_bar,
+    decision_event,
+)
+from trading_core.events import DecisionEvent
+from trading_core.regime import RegimeGates
+from trading_core.risk import RiskEnforcer, RiskState
+from trading_core.types import REGIMES, Action, Regime
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+BTC_BASE = "BTC"
+
+
+def utc_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=int(ms))
+
+
+@dataclass(frozen=True)
+class Tick:
+    """The bar opened at ``open_ms`` has closed; ``candles`` holds each coin's closed candle
+    (a coin absent from it has no fresh bar); ``now`` is the clock at the tick."""
+
+    open_ms: int
+    candles: Mapping[str, Candle]
+    now: datetime
+
+
+@dataclass
+class TickReport:
+    """What one tick produced."""
+
+    open_ms: int
+    decisions: dict[str, Decision] = field(default_factory=dict)
+    events: list[DecisionEvent] = field(default_factory=list)
+    orders: list[OrderReport] = field(default_factory=list)
+    shadow_events: list[DecisionEvent] = field(default_factory=list)
+
+
+def decision_context(config: EngineConfig, timeframe: str) -> DecisionContext:
+    return DecisionContext(
+        params=ConsensusParams.from_config(config.consensus),
+        cost_params=CostParams.from_config(config.cost_model),
+        decision_config=DecisionConfig.from_engine_config(config, timeframe=timeframe),
+        horizon_bars=config.training.model.label_horizon_bars,
+        ml_scale_bps=config.consensus.ml_scale_bps,
+        risk_preset=config.risk.preset,
+    )
+
+
+class HamiltonEngine:
+    """State and per-tick flow of one Hamilton process (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        settings: HamiltonSettings,
+        symbols: Sequence[str],
+        *,
+        sink: EventSink,
+        metrics: HamiltonMetrics,
+        broker: Any | None = None,
+        state: RiskState | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        if not symbols:
+            raise ValueError("no active symbols: give --symbols or serve a release with models")
+        self.config, self.settings = config, settings
+        self.symbols = tuple(sorted(symbols))
+        self.context = decision_context(config, settings.timeframe)
+        self.base_gates = RegimeGates.from_config(config.regime_gates)
+        self.enforcer = RiskEnforcer(self.context.decision_config.limits)
+        capacity = settings.history_bars
+        self.windows = {s: CoinWindow(s, capacity) for s in self.symbols}
+        quote = self.symbols[0].split("/")[1]
+        self.btc_symbol = f"{BTC_BASE}/{quote}"
+        known = self.windows.get(self.btc_symbol)  # an empty window is falsy: test for None
+        self.btc_window = known if known is not None else CoinWindow(self.btc_symbol, capacity)
+        self.funding: dict[str, pl.DataFrame] = {}
+        self.memories = {
+            s: CoinMemory.fresh(self.context.params, self.context.horizon_bars)
+            for s in self.symbols
+        }
+        start = now or datetime.now(UTC)
+        self.state = state or self.enforcer.initial_state(config.risk.initial_capital_usd, start)
+        self.broker = broker if broker is not None else PaperBroker()
+        self.sink, self.metrics = sink, metrics
+        self.ledger = TradeLedger()
+        self.release: ServedRelease | None = None
+        self.last_open_ms: dict[str, int] = {}
+        self.ticks = 0
+
+    # --- release ------------------------------------------------------------------------
+
+    def swap_release(self, served: ServedRelease) -> None:
+        """Serve ``served`` from the next tick on (one reference assignment: atomic)."""
+        previous = self.release
+        self.release = served
+        age_s = (datetime.now(UTC) - served.release.created_at).total_seconds()
+        self.metrics.set_release(served.id, max(age_s, 0.0), previous.id if previous else None)
+
+    def gates(self) -> RegimeGates:
+        return self.release.gates if self.release else self.base_gates
+
+    # --- one tick -----------------------------------------------------------------------
+
+    def on_tick(self, tick: Tick) -> TickReport:
+        started = time.perf_counter()
+        release = self.release
+        report = TickReport(tick.open_ms)
+        self._fill_pending(tick)
+        fresh = self._append(tick)
+        self._decide_fresh(fresh, tick, release, report)
+        for symbol in self.symbols:
+            if symbol not in fresh:
+                self._decide_missing(symbol, tick, release, report)
+        self._after_tick(tick, report)
+        self.metrics.latency.labels("hamilton", "tick").observe(
+            (time.perf_counter() - started) * 1e3
+        )
+        return report
+
+    def _fill_pending(self, tick: Tick) -> None:
+        if not isinstance(self.broker, PaperBroker):
+            return
+        for symbol in self.symbols:
+            candle = tick.candles.get(symbol)
+            if candle is None:
+                continue
+            report = self.broker.fill_at_open(symbol, candle.open, utc_ms(candle.open_ms))
+            if report is not None:
+                self._apply_fill(report)
+
+    def _apply_fill(self, report: OrderReport) -> None:
+        if report.fill is None:
+            return
+        fill = report.fill
+        before = self.state.positions.get(fill.symbol)
+        self.state = self.enforcer.apply_fill(self.state, fill)
+        after = self.state.positions.get(fill.symbol)
+        side = Action.BUY.value if fill.qty > 0 else Action.SELL.value
+        self.metrics.orders.labels(side, "filled").inc()
+        outcome = self.ledger.on_fill(fill, before, after)
+        if outcome is not None:
+            self.sink.add_outcome(outcome)
+
+    def _append(self, tick: Tick) -> list[str]:
+        fresh = []
+        for symbol, candle in sorted(tick.candles.items()):
+            window = self.windows.get(symbol)
+            if window is None and symbol == self.btc_symbol:
+                window = self.btc_window
+            if window is None or candle.open_ms <= (window.last_open_ms or -1):
+                continue
+            window.append(candle)
+            if symbol in self.memories:
+                fresh.append(symbol)
+        return fresh
+
+    def _decide_fresh(
+        self, fresh: list[str], tick: Tick, release: ServedRelease | None, report: TickReport
+    ) -> None:
+        if not fresh:
+            return
+        prepared_at = time.perf_counter()
+        batch = prepare_newest_bars(
+            [self.windows[s] for s in fresh],
+            timeframe=self.settings.timeframe,
+            detection=self.config.regime_gates.detection,
+            btc_window=self.btc_window,
+            funding=self.funding,
+            ml_scale_bps=self.context.ml_scale_bps,
+        )
+        self.metrics.latency.labels("hamilton", "prepare_batch").observe(
+            (time.perf_counter() - prepared_at) * 1e3
+        )
+        gates = release.gates if release else self.base_gates
+        for i, symbol in enumerate(fresh):
+            started = time.perf_counter()
+            coin = symbol.split("/")[0]
+            models = release.coin(coin) if release else None
+            invalid = self._stale_reason(symbol, tick)
+            outcome, self.state = decide_coin(
+                batch.frames[i],
+                batch.ml_input(i),
+                models or _no_models(),
+                self.memories[symbol],
+                self.state,
+                self.context,
+                gates,
+                invalid_reason=invalid,
+                metadata=self._metadata(release, tick),
+            )
+            self._record(outcome, tick, report)
+            self.metrics.latency.labels("hamilton", "decide_coin").observe(
+                (time.perf_counter() - started) * 1e3
+            )
+
+    def _stale_reason(self, symbol: str, tick: Tick) -> str:
+        last = self.windows[symbol].last_open_ms
+        if last is None:
+            return "no_data"
+        age_s = (tick.now - utc_ms(last + self.settings.bar_ms)).total_seconds()
+        self.metrics.staleness.labels(symbol).set(max(age_s, 0.0))
+        limit_s = self.settings.max_staleness_bars * self.settings.bar_ms / 1000
+        return "stale_data" if age_s > limit_s else ""
+
+    def _decide_missing(
+        self, symbol: str, tick: Tick, release: ServedRelease | None, report: TickReport
+    ) -> None:
+        """No fresh bar: a hold for the expected bar, priced at the last known close."""
+        window = self.windows[symbol]
+        reason = "no_data" if len(window) == 0 else "missing_bar"
+        self._stale_reason(symbol, tick)
+        if len(window) == 0:
+            return  # nothing known yet: no price to mark, the coin is not tradable
+        bar = BarInputs(
+            timestamp=utc_ms(tick.open_ms),
+            decided_at=utc_ms(tick.open_ms + self.settings.bar_ms),
+            symbol=symbol,
+            regime=Regime.ILLIQUID,
+            consensus=ConsensusRow(0.0, 0.0, 0.0, Action.HOLD),
+            expected_return_bps=0.0,
+            price=window.close_at(0),
+            atr=0.0,
+            volatility_bps=0.0,
+            bar_volume=0.0,
+            data_valid=False,
+            invalid_reason=reason,
+        )
+        decision, self.state = decide_bar(bar, self.state, config=self.context.decision_config)
+        event = decision_event(
+            decision,
+            bar,
+            risk_preset=self.context.risk_preset,
+            metadata={"model_version": None, **self._metadata(release, tick)},
+        )
+        report.decisions[symbol] = decision
+        report.events.append(event)
+        self._count(decision, event)
+        self.sink.add_event(event, release_id=release.id if release else None, shadow=self._shadow)
+
+    @property
+    def _shadow(self) -> bool:
+        return self.settings.mode == "shadow"
+
+    def _metadata(self, release: ServedRelease | None, tick: Tick) -> dict[str, Any]:
+        return {
+            "release_id": release.id if release else None,
+            "mode": self.settings.mode,
+            "timeframe": self.settings.timeframe,
+        }
+
+    def _record(self, outcome: CoinDecision, tick: Tick, report: TickReport) -> None:
+        decision, event = outcome.decision, outcome.event
+        report.decisions[decision.symbol] = decision
+        report.events.append(event)
+        release_id = event.metadata.get("release_id")
+        self.sink.add_event(event, release_id=release_id, shadow=self._shadow)
+        self._count(decision, event)
+        regime = event.regime
+        self.metrics.confidence.labels(regime).observe(outcome.inputs.consensus.confidence)
+        self.metrics.spread.labels(self.metrics.venue, decision.symbol).set(
+            decision.costs.spread_bps
+            if decision.costs.spread_bps == decision.costs.spread_bps
+            else 0.0
+        )
+        if decision.action is Action.HOLD or self._shadow:
+            return
+        self.metrics.observe_costs(event.metadata.get("costs", {}))
+        self.ledger.on_order(event, outcome.weights, outcome.signals, shadow=False)
+        order = OrderRequest(
+            client_order_id=client_order_id(
+                decision.symbol,
+                int(outcome.inputs.timestamp.timestamp() * 1000),
+                decision.action.value,
+            ),
+            symbol=decision.symbol,
+            signed_qty=decision.signed_qty,
+            reference_price=outcome.inputs.price,
+            price_adjust_bps=decision.fill_price_adjust_bps,
+            fee_bps=decision.fill_fee_bps,
+            decided_at=outcome.inputs.decided_at,
+        )
+        submitted = self.broker.submit(order)
+        report.orders.append(submitted)
+        self.metrics.orders.labels(order.side.value, submitted.status).inc()
+        if submitted.fill is not None:
+            self._apply_fill(submitted)
+
+    def _count(self, decision: Decision, event: DecisionEvent) -> None:
+        self.metrics.decisions.labels(event.action, event.regime).inc()
+        if decision.denial is not None:
+            self.metrics.denials.labels(decision.denial.value).inc()
+
+    def _after_tick(self, tick: Tick, report: TickReport) -> None:
+        self.ticks += 1
+        self.last_open_ms.update({s: tick.open_ms for s in report.decisions})
+        self.metrics.equity.set(self.state.equity_usd)
+        self.metrics.set_risk_state(self.state.effective_state)
+        for (engine, symbol, regime), pnl in self.ledger.engine_pnl_usd.items():
+            self.metrics.engine_pnl.labels(engine, symbol, regime).set(pnl)
+        if self.release is not None:
+            age_s = (tick.now - self.release.release.created_at).total_seconds()
+            self.metrics.release_age.set(max(age_s, 0.0))
+
+    # --- persistence --------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a restart needs (JSON-able): risk state, memories, orders, ledger."""
+        broker = self.broker.to_dict() if isinstance(self.broker, PaperBroker) else {}
+        return {
+            "timeframe": self.settings.timeframe,
+            "symbols": list(self.symbols),
+            "risk_state": self.state.to_dict(),
+            "memories": {s: m.to_dict() for s, m in self.memories.items()},
+            "last_open_ms": self.last_open_ms,
+            "broker": broker,
+            "ledger": self.ledger.to_dict(),
+            "release_id": self.release.id if self.release else None,
+        }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Continue from :meth:`snapshot` (same timeframe and symbols, else ValueError)."""
+        if data.get("timeframe") != self.settings.timeframe:
+            raise ValueError(
+                f"saved state is for timeframe {data.get('timeframe')!r}, not "
+                f"{self.settings.timeframe!r}: use another --state-dir"
+            )
+        self.state = RiskState.from_dict(data["risk_state"])
+        for symbol, memory in dict(data.get("memories") or {}).items():
+            if symbol in self.memories:
+                self.memories[symbol] = CoinMemory.from_dict(memory)
+        self.last_open_ms = {s: int(v) for s, v in dict(data.get("last_open_ms") or {}).items()}
+        if isinstance(self.broker, PaperBroker):
+            self.broker.restore(dict(data.get("broker") or {}))
+        self.ledger = TradeLedger.from_dict(dict(data.get("ledger") or {}))
+
+
+def _no_models() -> Any:
+    from hamilton_exec.models import NO_MODELS
+
+    return NO_MODELS
+
+
+REGIME_NAMES = tuple(r.value for r in REGIMES)
+__all__ = ["HamiltonEngine", "Tick", "TickReport", "decision_context", "replace"]

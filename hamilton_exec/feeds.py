@@ -1,0 +1,172 @@
+"""Market-data sensors: the closed bars Hamilton decides on, from history or from a venue.
+
+* :class:`ReplayFeed` (demos, tests, benchmarks): the source's candles of ``[start, end)``,
+  one tick per bar open time, ``speed`` market seconds per wall second (0: no waiting). Its clock is
+  the market's: a tick's ``now`` is the bar's close.
+* :class:`PollingFeed` (paper/shadow/live on a real venue): polls the source every
+  ``market_poll_interval_s`` (ccxt's own rate limiter spaces the requests); a tick is emitted
+  once every coin has the bar that just closed, or when ``grace_s`` has passed since its close
+  (coins still without it then get a ``missing_bar`` hold). A temporary exchange error only
+  delays the coin; it is counted as an error of the ``market_data`` component.
+
+Both also supply the warm-up history (``history_bars`` before the first tick) and funding.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from hamilton_exec.engine import Tick, utc_ms
+from hamilton_exec.window import Candle, candles_of
+from trading_core.errors import CoinEngineError, RetryableError
+from trading_core.market.source import MarketDataSource
+from trading_core.observability.logging import get_logger
+from trading_core.types import timeframe_ms
+
+
+def _log() -> object:
+    return get_logger(__name__)
+
+
+class ReplayFeed:
+    """Historical ticks over ``[start, end)`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        source: MarketDataSource,
+        symbols: Sequence[str],
+        timeframe: str,
+        *,
+        start: datetime,
+        end: datetime,
+        history_bars: int,
+        speed: float = 0.0,
+        extra_symbols: Sequence[str] = (),
+    ) -> None:
+        self.timeframe, self.speed = timeframe, speed
+        self.start, self.end = start, end
+        step = timedelta(milliseconds=timeframe_ms(timeframe))
+        self.history_start = start - history_bars * step
+        wanted = sorted(set(symbols) | set(extra_symbols))
+        self.bars = {
+            s: source.fetch_ohlcv(s, timeframe, start=self.history_start, end=end) for s in wanted
+        }
+        self.funding_frames = {
+            s: source.funding_rates(s, start=self.history_start, end=end) for s in wanted
+        }
+        self._candles = {
+            s: {c.open_ms: c for c in candles_of(b.filter(pl.col("timestamp") >= start))}
+            for s, b in self.bars.items()
+        }
+
+    def history(self, symbol: str, *, before: datetime | None = None) -> pl.DataFrame:
+        cutoff = before or self.start
+        return self.bars[symbol].filter(pl.col("timestamp") < cutoff)
+
+    def funding(self) -> dict[str, pl.DataFrame]:
+        return dict(self.funding_frames)
+
+    def open_times(self) -> list[int]:
+        times: set[int] = set()
+        for candles in self._candles.values():
+            times.update(candles)
+        return sorted(times)
+
+    async def ticks(self, *, after_ms: int | None = None) -> AsyncIterator[Tick]:
+        step_ms = timeframe_ms(self.timeframe)
+        delay_s = 0.0 if self.speed <= 0 else step_ms / 1000 / self.speed
+        for open_ms in self.open_times():
+            if after_ms is not None and open_ms <= after_ms:
+                continue
+            candles = {s: c[open_ms] for s, c in self._candles.items() if open_ms in c}
+            yield Tick(open_ms, candles, utc_ms(open_ms + step_ms))
+            await asyncio.sleep(delay_s)
+
+
+class PollingFeed:
+    """Closed bars polled from a live source (see the module docstring)."""
+
+    def __init__(
+        self,
+        source: MarketDataSource,
+        symbols: Sequence[str],
+        timeframe: str,
+        *,
+        history_bars: int,
+        poll_interval_s: float,
+        grace_s: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_error: Callable[[str, Exception], None] | None = None,
+    ) -> None:
+        self.source, self.timeframe = source, timeframe
+        self.symbols = sorted(symbols)
+        self.history_bars = history_bars
+        self.poll_interval_s, self.grace_s = poll_interval_s, grace_s
+        self.clock = clock
+        self.on_error = on_error
+        self.step_ms = timeframe_ms(timeframe)
+        now_ms = int(self.clock().timestamp() * 1000)
+        self.next_open_ms = (now_ms // self.step_ms - 1) * self.step_ms
+
+    def history(self, symbol: str) -> pl.DataFrame:
+        end = utc_ms(self.next_open_ms)
+        start = utc_ms(self.next_open_ms - self.history_bars * self.step_ms)
+        return self.source.fetch_ohlcv(symbol, self.timeframe, start=start, end=end)
+
+    def funding(self) -> dict[str, pl.DataFrame]:
+        end = self.clock()
+        start = end - timedelta(days=7)
+        return {s: self.source.funding_rates(s, start=start, end=end) for s in self.symbols}
+
+    async def ticks(self, *, after_ms: int | None = None) -> AsyncIterator[Tick]:
+        if after_ms is not None:
+            self.next_open_ms = max(self.next_open_ms, after_ms + self.step_ms)
+        while True:
+            close = utc_ms(self.next_open_ms + self.step_ms)
+            while self.clock() < close:
+                await asyncio.sleep(
+                    min(self.poll_interval_s, (close - self.clock()).total_seconds())
+                )
+            candles = await self._collect(close)
+            yield Tick(self.next_open_ms, candles, self.clock())
+            self.next_open_ms += self.step_ms
+
+    async def _collect(self, close: datetime) -> dict[str, Candle]:
+        found: dict[str, Candle] = {}
+        while True:
+            for symbol in self.symbols:
+                if symbol not in found:
+                    candle = await asyncio.to_thread(self._fetch, symbol)
+                    if candle is not None:
+                        found[symbol] = candle
+            late = (self.clock() - close).total_seconds() >= self.grace_s
+            if len(found) == len(self.symbols) or late:
+                return found
+            await asyncio.sleep(self.poll_interval_s)
+
+    def _fetch(self, symbol: str) -> Candle | None:
+        start = utc_ms(self.next_open_ms)
+        try:
+            bars = self.source.fetch_ohlcv(
+                symbol,
+                self.timeframe,
+                start=start,
+                end=start + timedelta(milliseconds=self.step_ms),
+            )
+        except RetryableError as exc:
+            if self.on_error:
+                self.on_error(symbol, exc)
+            return None
+        except CoinEngineError as exc:  # rejected candles: a missing bar with the error logged
+            if self.on_error:
+                self.on_error(symbol, exc)
+            return None
+        candles = [c for c in candles_of(bars) if c.open_ms == self.next_open_ms]
+        return candles[0] if candles else None
+
+
+def funding_until(frames: Mapping[str, pl.DataFrame], moment: datetime) -> dict[str, pl.DataFrame]:
+    """Funding rates stamped before ``moment`` (what was known then)."""
+    return {s: f.filter(pl.col("timestamp") < moment) for s, f in frames.items()}

@@ -1,0 +1,172 @@
+"""Hamilton's Prometheus metrics (names from ``trading_core.observability.metric_names``).
+
+One registry per service (tests run several). Label values are bounded: engines (23),
+regimes (4), actions (3), sides/statuses, denial and refusal reasons (fixed enums), venues,
+and symbols (the active coins, at most ``engine.max_coins``). Counters whose dashboards and
+alerts must show a zero rather than "no data" are created with every label value at start.
+
+Training metrics (``training_job_duration_seconds{coin,regime}``, ``training_jobs_total{status}``)
+come from the Brain Library's models (the batch training job has no scrape target): the
+duration is the validation's recorded fit time when present, and the status counts the
+model versions by stage.
+"""
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from hamilton_exec.models import REFUSAL_REASONS
+from trading_core.brain import ModelVersion
+from trading_core.engines import ENGINE_NAMES
+from trading_core.observability import metric_names as names
+from trading_core.risk import DenialReason, TradingState
+from trading_core.types import REGIMES, Action
+
+LATENCY_BUCKETS_MS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
+COST_BUCKETS_BPS: Final = (0.5, 1, 2, 4, 6, 8, 12, 16, 24, 32, 64)
+CONFIDENCE_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+COST_COMPONENTS: Final = ("fee", "spread", "slippage", "funding", "safety")
+ORDER_STATUSES: Final = ("pending", "filled", "rejected", "error")
+ERROR_TYPES: Final = ("DataValidationError", "ModelError")
+
+
+class HamiltonMetrics:
+    """Every series Hamilton exports; see the module docstring for the label rules."""
+
+    def __init__(self, *, venue: str, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.venue = venue
+        r = self.registry
+        self.engine_pnl = Gauge(
+            names.ENGINE_PNL_USD,
+            "Realised PnL attributed to each engine (USD)",
+            ["engine", "symbol", "regime"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            names.ENGINE_LATENCY_MS,
+            "Decision step latency (ms)",
+            ["engine", "operation"],
+            buckets=LATENCY_BUCKETS_MS,
+            registry=r,
+        )
+        self.errors = Counter(
+            names.ENGINE_ERROR_RATE,
+            "Errors by component and type",
+            ["engine", "error_type"],
+            registry=r,
+        )
+        self.confidence = Histogram(
+            names.CONSENSUS_CONFIDENCE,
+            "Consensus confidence per bar",
+            ["regime"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.spread = Gauge(
+            names.COST_MODEL_SPREAD_BPS,
+            "Spread used by the cost model (bps)",
+            ["venue", "symbol"],
+            registry=r,
+        )
+        self.costs = Histogram(
+            names.COST_BPS,
+            "Round-trip cost components of decisions (bps)",
+            ["venue", "component"],
+            buckets=COST_BUCKETS_BPS,
+            registry=r,
+        )
+        self.decisions = Counter(
+            names.DECISIONS_TOTAL,
+            "DecisionEvents by action and regime",
+            ["action", "regime"],
+            registry=r,
+        )
+        self.orders = Counter(
+            names.ORDERS_TOTAL, "Orders by side and status", ["side", "status"], registry=r
+        )
+        self.denials = Counter(
+            names.RISK_DENIALS_TOTAL, "Risk denials by reason", ["reason"], registry=r
+        )
+        self.release_info = Gauge(
+            names.RELEASE_INFO, "The release in force (1)", ["release_id"], registry=r
+        )
+        self.release_age = Gauge(
+            names.RELEASE_AGE_SECONDS, "Age of the release in force (s)", registry=r
+        )
+        self.release_refused = Counter(
+            names.RELEASE_REFUSED_TOTAL, "Releases refused", ["reason"], registry=r
+        )
+        self.staleness = Gauge(
+            names.DATA_STALENESS_SECONDS, "Age of the newest closed bar (s)", ["symbol"], registry=r
+        )
+        self.equity = Gauge(names.EQUITY_USD, "Account equity (USD)", registry=r)
+        self.risk_state = Gauge(
+            names.RISK_STATE, "1 for the current risk state", ["state"], registry=r
+        )
+        self.training_duration = Gauge(
+            names.TRAINING_JOB_DURATION_SECONDS,
+            "Fit time of the newest model per coin and regime (s)",
+            ["coin", "regime"],
+            registry=r,
+        )
+        self.training_jobs = Gauge(
+            names.TRAINING_JOBS_TOTAL, "Model versions by stage", ["status"], registry=r
+        )
+        self._initialise()
+
+    def _initialise(self) -> None:
+        for action in Action:
+            for regime in REGIMES:
+                self.decisions.labels(action.value, regime.value)
+        for side in (Action.BUY.value, Action.SELL.value):
+            for status in ORDER_STATUSES:
+                self.orders.labels(side, status)
+        for denial in DenialReason:
+            self.denials.labels(denial.value)
+        for refusal in REFUSAL_REASONS:
+            self.release_refused.labels(refusal)
+        for engine in ENGINE_NAMES:
+            self.errors.labels(engine, ERROR_TYPES[0])
+        self.set_risk_state(TradingState.ACTIVE)
+
+    def set_risk_state(self, state: TradingState) -> None:
+        for candidate in TradingState:
+            self.risk_state.labels(candidate.name).set(1.0 if candidate is state else 0.0)
+
+    def set_release(self, release_id: int, age_s: float, previous_id: int | None) -> None:
+        if previous_id is not None and previous_id != release_id:
+            self.release_info.labels(str(previous_id)).set(0.0)
+        self.release_info.labels(str(release_id)).set(1.0)
+        self.release_age.set(age_s)
+
+    def observe_costs(self, components: Mapping[str, float]) -> None:
+        for component in COST_COMPONENTS:
+            value = components.get(f"{component}_bps")
+            if value is not None and math.isfinite(value):
+                self.costs.labels(self.venue, component).observe(value)
+
+    def export_training(self, models: Iterable[ModelVersion]) -> None:
+        """Training series from the Brain Library's model versions (module docstring)."""
+        by_stage: dict[str, int] = {}
+        newest: dict[tuple[str, str], ModelVersion] = {}
+        for model in models:
+            by_stage[model.stage.value] = by_stage.get(model.stage.value, 0) + 1
+            key = (model.key.coin, model.key.regime)
+            if key not in newest or model.version > newest[key].version:
+                newest[key] = model
+        for stage, count in by_stage.items():
+            self.training_jobs.labels(stage).set(count)
+        for (coin, regime), model in newest.items():
+            self.training_duration.labels(coin, regime).set(fit_seconds(model))
+
+
+def fit_seconds(model: ModelVersion) -> float:
+    """The model's recorded fit time (``metrics["fit_s"]`` or ``validation["fit_s"]``), else 0."""
+    for source in (model.metrics, model.validation or {}):
+        value: Any = source.get("fit_s") if isinstance(source, Mapping) else None
+        if isinstance(value, int | float):
+            return float(value)
+    return 0.0

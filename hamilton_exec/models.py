@@ -1,0 +1,225 @@
+"""The release Hamilton serves: models, serving tables and gates, loaded and verified at once.
+
+``load_release`` reads every model of a release for one timeframe, verifies each artifact's
+sha256 (the Brain Library re-hashes on load), parses it with XGBoost, checks its feature list
+against the learned engine's inputs and reads the coin's serving tables; the release's gates
+override the configured ones. Anything wrong refuses the WHOLE release with a reason code, so
+the previous release keeps serving; a half-loaded release is never served.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+import numpy as np
+
+from trading_core.brain import BrainLibrary, ModelVersion, Release
+from trading_core.engines import ENGINE_NAMES, ML_INPUT_COLUMNS
+from trading_core.errors import (
+    ArtifactIntegrityError,
+    ArtifactNotFoundError,
+    ConfigError,
+    ReleaseRefusedError,
+    TrainingError,
+)
+from trading_core.regime import RegimeGates
+from trading_core.serving import ServingTables
+from trading_core.training.model import load_booster
+from trading_core.training.predictor import RegimeModelPredictor
+from trading_core.types import REGIME_CODES, REGIMES, Regime
+
+REFUSAL_REASONS: Final = (
+    "checksum_mismatch",
+    "artifact_missing",
+    "unreadable_model",
+    "feature_mismatch",
+    "bad_serving_tables",
+    "bad_gates",
+)
+
+
+class RefusedReleaseError(ReleaseRefusedError):
+    """A release that cannot be served; ``reason`` is one of :data:`REFUSAL_REASONS`."""
+
+    def __init__(self, release_id: int, reason: str, detail: str) -> None:
+        if reason not in REFUSAL_REASONS:
+            raise ValueError(f"refusal reason {reason!r}; allowed: {list(REFUSAL_REASONS)}")
+        super().__init__(f"release {release_id} refused ({reason}): {detail}")
+        self.release_id = release_id
+        self.reason = reason
+
+
+def neutral_tables() -> ServingTables:
+    """Tables of a coin without fitted ones: no correlation penalty and no consensus edge
+    (the consensus then forecasts 0 bps, so nothing passes the cost check without a model)."""
+    return ServingTables(np.ones((len(REGIMES), len(ENGINE_NAMES))), np.zeros(len(REGIMES)))
+
+
+@dataclass(frozen=True)
+class CoinModels:
+    """One coin's serving set: a predictor over its regime models, tables and model names."""
+
+    coin: str
+    predictor: RegimeModelPredictor | None
+    tables: ServingTables
+    versions: Mapping[int, str] = field(default_factory=dict)  # regime code -> model name
+
+    def version_for(self, regime_code: int) -> str | None:
+        return self.versions.get(int(regime_code))
+
+
+NO_MODELS: Final = CoinModels("", None, neutral_tables())
+
+
+@dataclass(frozen=True)
+class ServedRelease:
+    """A verified release: production (and shadow challenger) models per coin, gates."""
+
+    release: Release
+    timeframe: str
+    production: Mapping[str, CoinModels]
+    shadow: Mapping[str, CoinModels]
+    gates: RegimeGates
+    loaded_at: datetime
+
+    @property
+    def id(self) -> int:
+        return self.release.id
+
+    def coin(self, coin: str) -> CoinModels:
+        return self.production.get(coin, NO_MODELS)
+
+    def challenger(self, coin: str) -> CoinModels | None:
+        """The coin's challenger set: its production models with every shadow model swapped in
+        for its regime (None when the coin has no shadow model)."""
+        return self.shadow.get(coin)
+
+
+def load_release(
+    library: BrainLibrary,
+    release: Release,
+    *,
+    timeframe: str,
+    base_gates: RegimeGates,
+    loaded_at: datetime,
+    nthread: int = 1,
+) -> ServedRelease:
+    """Load and verify ``release`` (module docstring); raises :class:`RefusedReleaseError`."""
+    versions = [m for m in library.release_models(release.id) if m.key.timeframe == timeframe]
+    blobs = {m.name: _artifact(library, release.id, m) for m in versions}
+    production = _coin_sets(
+        release.id, [m for m in versions if m.role == "production"], blobs, nthread
+    )
+    shadow_models = [m for m in versions if m.role == "shadow"]
+    shadow = {
+        coin: _coin_sets(
+            release.id, _with_challengers(versions, coin, shadow_models), blobs, nthread
+        )[coin]
+        for coin in sorted({m.key.coin for m in shadow_models})
+    }
+    return ServedRelease(
+        release=release,
+        timeframe=timeframe,
+        production=production,
+        shadow=shadow,
+        gates=_gates(release, base_gates),
+        loaded_at=loaded_at,
+    )
+
+
+def _artifact(library: BrainLibrary, release_id: int, model: ModelVersion) -> bytes:
+    try:
+        return library.load_artifact(model)
+    except ArtifactIntegrityError as exc:
+        raise RefusedReleaseError(release_id, "checksum_mismatch", f"{model.name}: {exc}") from exc
+    except ArtifactNotFoundError as exc:
+        raise RefusedReleaseError(release_id, "artifact_missing", f"{model.name}: {exc}") from exc
+
+
+def _with_challengers(
+    versions: list[ModelVersion], coin: str, shadow_models: list[ModelVersion]
+) -> list[ModelVersion]:
+    challengers = {m.key.regime: m for m in shadow_models if m.key.coin == coin}
+    champions = [
+        m
+        for m in versions
+        if m.role == "production" and m.key.coin == coin and m.key.regime not in challengers
+    ]
+    return [*champions, *challengers.values()]
+
+
+def _coin_sets(
+    release_id: int, models: list[ModelVersion], blobs: Mapping[str, bytes], nthread: int
+) -> dict[str, CoinModels]:
+    by_coin: dict[str, list[ModelVersion]] = {}
+    for model in models:
+        by_coin.setdefault(model.key.coin, []).append(model)
+    return {
+        coin: _coin_models(release_id, coin, group, blobs, nthread)
+        for coin, group in sorted(by_coin.items())
+    }
+
+
+def _coin_models(
+    release_id: int,
+    coin: str,
+    models: list[ModelVersion],
+    blobs: Mapping[str, bytes],
+    nthread: int,
+) -> CoinModels:
+    boosters = {}
+    for model in models:
+        if tuple(model.feature_list) != ML_INPUT_COLUMNS:
+            raise RefusedReleaseError(
+                release_id,
+                "feature_mismatch",
+                f"{model.name} was trained on {len(model.feature_list)} features that are not "
+                f"the learned engine's {len(ML_INPUT_COLUMNS)} inputs (ML_INPUT_COLUMNS)",
+            )
+        try:
+            boosters[REGIME_CODES[Regime(model.key.regime)]] = load_booster(
+                blobs[model.name], nthread=nthread
+            )
+        except TrainingError as exc:
+            raise RefusedReleaseError(
+                release_id, "unreadable_model", f"{model.name}: {exc}"
+            ) from exc
+    return CoinModels(
+        coin=coin,
+        predictor=RegimeModelPredictor(boosters),
+        tables=_tables(release_id, models),
+        versions={REGIME_CODES[Regime(m.key.regime)]: m.name for m in models},
+    )
+
+
+def _tables(release_id: int, models: list[ModelVersion]) -> ServingTables:
+    payloads = [m.serving_tables for m in models if m.serving_tables]
+    if not payloads:
+        return neutral_tables()
+    try:
+        tables = ServingTables.from_payload(dict(payloads[0]))
+    except (KeyError, TypeError, ValueError) as exc:
+        names = [m.name for m in models]
+        raise RefusedReleaseError(
+            release_id, "bad_serving_tables", f"serving tables of {names}: {exc!r}"
+        ) from exc
+    if tables.engine_names != ENGINE_NAMES:
+        raise RefusedReleaseError(
+            release_id,
+            "bad_serving_tables",
+            f"tables list engines {list(tables.engine_names)}; expected {list(ENGINE_NAMES)}",
+        )
+    return tables
+
+
+def _gates(release: Release, base: RegimeGates) -> RegimeGates:
+    if not release.gates:
+        return base
+    try:
+        return base.with_overrides(dict(release.gates))
+    except ConfigError as exc:
+        raise RefusedReleaseError(release.id, "bad_gates", str(exc)) from exc
+
+
+Loader = Callable[[Release], ServedRelease]

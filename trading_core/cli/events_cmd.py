@@ -1,0 +1,98 @@
+"""``coin-engine events query``: DecisionEvents from the Brain Library, with trade outcomes.
+
+Each decision that opened a trade is linked to its outcome (realised PnL, fees, close time)
+by its event id. Output is a rich table, or JSON lines with ``--json``.
+"""
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trading_core.brain import BrainLibrary
+from trading_core.cli.app import config_of
+from trading_core.types import Action
+
+events_app = typer.Typer(
+    help="Decision events: query what Hamilton decided and why.", no_args_is_help=True
+)
+console = Console()
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"--since {value!r} must be ISO-8601, e.g. 2026-01-31T00:00"
+        ) from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def linked_events(
+    library: BrainLibrary,
+    *,
+    symbol: str | None,
+    since: datetime | None,
+    action: str | None,
+    shadow: bool | None,
+    limit: int | None,
+) -> list[dict[str, Any]]:
+    """Events as stored, each with ``outcome`` (its trade's outcome, or None)."""
+    events = library.query_decision_events(
+        symbol=symbol, since=since, action=action, shadow=shadow, limit=limit
+    )
+    outcomes = {o["event_id"]: o for o in library.trade_outcomes(symbol=symbol)}
+    return [{**event, "outcome": outcomes.get(event["event_id"])} for event in events]
+
+
+@events_app.command("query")
+def query(
+    ctx: typer.Context,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="e.g. BTC/USDT")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Bar time from (ISO, UTC).")] = None,
+    action: Annotated[Action | None, typer.Option("--action", help="buy, sell or hold.")] = None,
+    shadow: Annotated[
+        bool | None, typer.Option("--shadow/--no-shadow", help="Only shadow (or only real) events.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """List decision events with their reasons and linked trade outcomes."""
+    library = BrainLibrary.from_config(config_of(ctx))
+    ctx.call_on_close(library.close)
+    rows = linked_events(
+        library,
+        symbol=symbol,
+        since=_since(since),
+        action=action.value if action else None,
+        shadow=shadow,
+        limit=limit,
+    )
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, sort_keys=True, default=str))
+        return
+    table = Table(title=f"{len(rows)} decision event(s)")
+    for column in ("bar (UTC)", "symbol", "regime", "action", "score", "net bps", "reasons", "pnl"):
+        table.add_column(
+            column, justify="right" if column in ("score", "net bps", "pnl") else "left"
+        )
+    for row in rows:
+        outcome = row["outcome"]
+        table.add_row(
+            str(row["timestamp"])[:16],
+            row["symbol"],
+            row["regime"],
+            row["action"],
+            f"{row['consensus_score']:+.3f}",
+            f"{row['net_edge_bps']:+.2f}",
+            ",".join(row.get("metadata", {}).get("reasons", [])),
+            "-" if outcome is None else f"{outcome['pnl_usd']:+.2f}",
+        )
+    console.print(table)
