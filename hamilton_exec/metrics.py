@@ -164,9 +164,11 @@ class HamiltonMetrics:
 
 
 def fit_seconds(model: ModelVersion) -> float:
-    """The model's recorded fit time (``metrics["fit_s"]`` or ``validation["fit_s"]``), else 0."""
+    """The model's recorded fit time (``metrics["fit_seconds"]``, written by the training DAG's
+    registration), else 0."""
     for source in (model.metrics, model.validation or {}):
-        value: Any = source.get("fit_s") if isinstance(source, Mapping) else None
-        if isinstance(value, int | float):
-            return float(value)
+        for name in ("fit_seconds", "fit_s"):
+            value: Any = source.get(name) if isinstance(source, Mapping) else None
+            if isinstance(value, int | float):
+                return float(value)
     return 0.0

@@ -23,12 +23,23 @@ def _scrub_secrets(
     if not secrets:
         return event_dict
     for key, value in list(event_dict.items()):
-        if isinstance(value, str):
-            scrubbed = value
-            for secret in secrets:
-                scrubbed = scrubbed.replace(secret, _SECRET_MASK)
-            event_dict[key] = scrubbed
+        event_dict[key] = _scrub(value, secrets)
     return event_dict
+
+
+def _scrub(value: Any, secrets: tuple[str, ...]) -> Any:
+    """Strings anywhere inside lists, tuples and dicts; other values as they are."""
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, _SECRET_MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v, secrets) for v in value)
+    if isinstance(value, BaseException):
+        return _scrub(f"{type(value).__name__}: {value}", secrets)
+    return value
 
 
 def configure_logging(
