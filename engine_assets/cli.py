@@ -5,7 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -42,10 +42,14 @@ def _instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
+HELD_OUT_DAYS = 7
+
+
 def _default_partition() -> str:
-    """The last complete day of the embedded synthetic market."""
+    """The day that leaves the embedded market's last ``HELD_OUT_DAYS`` days unseen by training,
+    so the Hamilton replay after it trades bars no model has learned from."""
     config = load_config()
-    return str(config.data.synthetic.end_date - timedelta(days=1))
+    return str(config.data.synthetic.end_date - timedelta(days=HELD_OUT_DAYS + 1))
 
 
 def _run_with_progress(partition: str) -> list:  # type: ignore[type-arg]
@@ -80,7 +84,9 @@ def run(
 def demo(
     partition: Annotated[str | None, typer.Option(help="Daily partition YYYY-MM-DD.")] = None,
     report_dir: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("reports"),
-    hamilton_bars: Annotated[int, typer.Option(help="Bars of the Hamilton replay (0: skip).")] = 72,
+    hamilton_bars: Annotated[
+        int, typer.Option(help="Max bars of the Hamilton replay on held-out days (0: skip).")
+    ] = HELD_OUT_DAYS * 24,
 ) -> None:
     """The embedded default end to end: ranking, training on Dask, walk-forward, selection,
     release; then a Hamilton paper replay on the release."""
@@ -91,8 +97,6 @@ def demo(
         console.print(f"demo overrides: {applied}")
     steps = _run_with_progress(day)
     library = demo_library()
-    from datetime import date
-
     stages, best = summarize(library, date.fromisoformat(day))
     folder = report_dir / f"demo-{day}"
     write_report(folder, library, date.fromisoformat(day), steps, stages, best, applied)
@@ -130,11 +134,14 @@ def _fmt(value: object, digits: int = 2) -> str:
 
 
 def _hamilton_replay(day: str, bars: int) -> None:
-    """Hamilton in its own process (it never shares one with Dagster)."""
-    console.rule("[bold]Hamilton paper replay on the release")
+    """Hamilton in its own process (it never shares one with Dagster), on the held-out days
+    after the training partition."""
+    start = date.fromisoformat(day) + timedelta(days=1)
+    end = load_config().data.synthetic.end_date
+    console.rule(f"[bold]Hamilton paper replay on the release: {start} .. {end} (held out)")
     command = [sys.executable, "-m", "trading_core.cli", "hamilton", "run", "--paper", "--replay",
-               "--max-bars", str(bars), "--summary"]  # fmt: skip
+               "--from", f"{start}T00:00:00+00:00", "--to", f"{end}T00:00:00+00:00",
+               "--max-bars", str(bars)]  # fmt: skip
     result = subprocess.run(command, check=False)  # noqa: S603 - our own CLI, fixed arguments
     if result.returncode != 0:
         raise typer.Exit(code=result.returncode)
-    del day

@@ -88,7 +88,9 @@ def run_daily_dag(
     return results
 
 
-def summarize(library: BrainLibrary, partition_day: date) -> tuple[dict[str, int], list[dict[str, Any]]]:
+def summarize(
+    library: BrainLibrary, partition_day: date
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
     models = [m for m in library.list_models() if m.partition_date == partition_day]
     stages = dict(Counter(m.stage.value for m in models))
     production = [m for m in library.list_models(stage=Stage.PRODUCTION)]
@@ -149,19 +151,35 @@ def write_report(
         f"# Daily DAG report — partition {partition_day}",
         "",
         "## Steps",
-        markdown_table([{"asset": s.asset, "seconds": s.seconds} for s in steps], ["asset", "seconds"]),
+        markdown_table(
+            [{"asset": s.asset, "seconds": s.seconds} for s in steps], ["asset", "seconds"]
+        ),
         "",
         "## Models per stage (this partition)",
-        markdown_table([{"stage": k, "models": v} for k, v in sorted(stages.items())],
-                       ["stage", "models"]),  # fmt: skip
+        markdown_table(
+            [{"stage": k, "models": v} for k, v in sorted(stages.items())], ["stage", "models"]
+        ),  # fmt: skip
         "",
         "## Best production models (out-of-sample, after costs)",
-        markdown_table(best, ["model", "oos_sharpe", "oos_edge_after_cost_bps", "oos_n_trades",
-                              "oos_max_drawdown"]),  # fmt: skip
+        markdown_table(
+            best,
+            ["model", "oos_sharpe", "oos_edge_after_cost_bps", "oos_n_trades", "oos_max_drawdown"],
+        ),  # fmt: skip
         "",
         "## Walk-forward per key",
-        markdown_table(table, ["key", "stage", "sharpe", "edge_after_cost_bps", "n_trades",
-                               "max_drawdown", "windows", "reason"]),  # fmt: skip
+        markdown_table(
+            table,
+            [
+                "key",
+                "stage",
+                "sharpe",
+                "edge_after_cost_bps",
+                "n_trades",
+                "max_drawdown",
+                "windows",
+                "reason",
+            ],
+        ),  # fmt: skip
         "",
         "![Sharpe heatmap](sharpe_heatmap.png)",
         "",
