@@ -56,9 +56,13 @@ def _run_with_progress(partition: str) -> list:  # type: ignore[type-arg]
     from engine_assets.definitions import defs
 
     with Progress(
-        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-        TextColumn("{task.completed}/{task.total} assets"), TimeElapsedColumn(), console=console,
-    ) as progress:  # fmt: skip
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} assets"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task(f"daily DAG {partition}", total=len(DAILY_ORDER))
 
         def on_step(asset: str, phase: str) -> None:
@@ -111,8 +115,16 @@ def _print_summary(steps: list, stages: dict[str, int], best: list, folder: Path
     for column in ("asset", "seconds", "highlights"):
         table.add_column(column)
     for step in steps:
-        keys = ("models_trained", "models_skipped", "models_failed", "keys_eligible",
-                "release_id", "ranked_coins", "pairs", "rows_added")  # fmt: skip
+        keys = (
+            "models_trained",
+            "models_skipped",
+            "models_failed",
+            "keys_eligible",
+            "release_id",
+            "ranked_coins",
+            "pairs",
+            "rows_added",
+        )
         notes = ", ".join(f"{k}={step.metadata[k]}" for k in keys if k in step.metadata)
         table.add_row(step.asset, f"{step.seconds:.1f}", notes)
     console.print(table)
@@ -122,9 +134,12 @@ def _print_summary(steps: list, stages: dict[str, int], best: list, folder: Path
         best_table.add_column(column)
     for row in best:
         best_table.add_row(
-            row["model"], _fmt(row["oos_sharpe"]), _fmt(row["oos_edge_after_cost_bps"]),
-            _fmt(row["oos_n_trades"], 0), _fmt(row["oos_max_drawdown"]),
-        )  # fmt: skip
+            row["model"],
+            _fmt(row["oos_sharpe"]),
+            _fmt(row["oos_edge_after_cost_bps"]),
+            _fmt(row["oos_n_trades"], 0),
+            _fmt(row["oos_max_drawdown"]),
+        )
     console.print(best_table)
     console.print(f"report: {folder / 'README.md'}")
 
@@ -139,9 +154,21 @@ def _hamilton_replay(day: str, bars: int) -> None:
     start = date.fromisoformat(day) + timedelta(days=1)
     end = load_config().data.synthetic.end_date
     console.rule(f"[bold]Hamilton paper replay on the release: {start} .. {end} (held out)")
-    command = [sys.executable, "-m", "trading_core.cli", "hamilton", "run", "--paper", "--replay",
-               "--from", f"{start}T00:00:00+00:00", "--to", f"{end}T00:00:00+00:00",
-               "--max-bars", str(bars)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "trading_core.cli",
+        "hamilton",
+        "run",
+        "--paper",
+        "--replay",
+        "--from",
+        f"{start}T00:00:00+00:00",
+        "--to",
+        f"{end}T00:00:00+00:00",
+        "--max-bars",
+        str(bars),
+    ]
     result = subprocess.run(command, check=False)  # noqa: S603 - our own CLI, fixed arguments
     if result.returncode != 0:
         raise typer.Exit(code=result.returncode)

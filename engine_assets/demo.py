@@ -22,9 +22,14 @@ from trading_core.reporting import equity_curves_png, markdown_table, sharpe_hea
 from trading_core.types import Stage
 
 DAILY_ORDER = (
-    "coin_universe", "liquidity_ranking", "ohlcv", "trained_models", "walk_forward_metrics",
-    "best_models", "brain_library_push",
-)  # fmt: skip
+    "coin_universe",
+    "liquidity_ranking",
+    "ohlcv",
+    "trained_models",
+    "walk_forward_metrics",
+    "best_models",
+    "brain_library_push",
+)
 # One synthetic year gives each regime model ~60 test days across its walk-forward windows;
 # the seed's 100 test trades presumes longer histories, so the demo asks for 20.
 DEMO_OVERRIDES: Mapping[str, str] = {"ENGINE__VALIDATION__WALK_FORWARD__MIN_TEST_TRADES": "20"}
@@ -141,12 +146,17 @@ def write_report(
     )
     keys = [m for m in models if m.validation and m.validation.get("overall")]
     table = [
-        {"key": m.key.slug, "stage": m.stage.value, **{
-            k: m.metrics.get(f"oos_{k}") for k in ("sharpe", "edge_after_cost_bps", "n_trades",
-                                                   "max_drawdown", "windows")},
-         "reason": (m.validation or {}).get("reason", "")}
+        {
+            "key": m.key.slug,
+            "stage": m.stage.value,
+            **{
+                k: m.metrics.get(f"oos_{k}")
+                for k in ("sharpe", "edge_after_cost_bps", "n_trades", "max_drawdown", "windows")
+            },
+            "reason": (m.validation or {}).get("reason", ""),
+        }
         for m in sorted(keys, key=lambda m: m.key.slug)
-    ]  # fmt: skip
+    ]
     lines = [
         f"# Daily DAG report — partition {partition_day}",
         "",
@@ -158,13 +168,13 @@ def write_report(
         "## Models per stage (this partition)",
         markdown_table(
             [{"stage": k, "models": v} for k, v in sorted(stages.items())], ["stage", "models"]
-        ),  # fmt: skip
+        ),
         "",
         "## Best production models (out-of-sample, after costs)",
         markdown_table(
             best,
             ["model", "oos_sharpe", "oos_edge_after_cost_bps", "oos_n_trades", "oos_max_drawdown"],
-        ),  # fmt: skip
+        ),
         "",
         "## Walk-forward per key",
         markdown_table(
@@ -179,7 +189,7 @@ def write_report(
                 "windows",
                 "reason",
             ],
-        ),  # fmt: skip
+        ),
         "",
         "![Sharpe heatmap](sharpe_heatmap.png)",
         "",
