@@ -21,6 +21,7 @@ def engine_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def isolated_engine_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every path of the engine config inside ``tmp_path`` (offered by conftest.py)."""
     for key, value in engine_env(tmp_path).items():
         monkeypatch.setenv(key, value)
     yield tmp_path

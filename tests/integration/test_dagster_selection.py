@@ -6,7 +6,6 @@ import dagster as dg
 import pytest
 
 from engine_assets.definitions import defs
-from tests.integration.dagster_fixtures import isolated_engine_env  # noqa: F401
 from trading_core.brain import BrainLibrary
 from trading_core.config import load_config
 

@@ -109,7 +109,9 @@ def test_planted_leaky_feature_fails_blocking_check_and_stops_downstream(
 @pytest.mark.slow
 def test_coin_retrain_one_key_from_dynamic_partition(small_engine: Path) -> None:
     with dg.instance_for_test() as instance:
-        assert _materialize(instance, selection=["coin_universe", "liquidity_ranking", "ohlcv"]).success
+        assert _materialize(
+            instance, selection=["coin_universe", "liquidity_ranking", "ohlcv"]
+        ).success
         assert "BTC" in instance.get_dynamic_partitions("coins")
         result = dg.materialize(
             [defs.get_assets_def("coin_retrain")],

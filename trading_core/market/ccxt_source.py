@@ -95,7 +95,11 @@ class CcxtSource:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.exchange = exchange
-        self.client = client if client is not None else build_ccxt_client(exchange, market_types=exchange.market_types)
+        self.client = (
+            client
+            if client is not None
+            else build_ccxt_client(exchange, market_types=exchange.market_types)
+        )
         self.name = f"ccxt:{exchange.name}"
         self.quote = quote
         self._sleep = sleep

@@ -13,6 +13,7 @@ A key is eligible for release only with at least ``min_windows`` usable windows 
 """
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -163,7 +164,9 @@ class _WindowRunner:
         if train_rows.size < MIN_WINDOW_TRAIN_ROWS:
             summary["reason"] = f"{train_rows.size} training bars < {MIN_WINDOW_TRAIN_ROWS}"
             return _WindowResult(summary, None, test_rows)
+        started = time.perf_counter()
         forecast = self._forecast(train_rows, test_rows)
+        summary["fit_s"] = time.perf_counter() - started
         inputs = self._inputs(split, forecast)
         result = run_backtest(inputs, self.bt_config)
         summary.update(usable=True, **_metric_dict(result))

@@ -52,6 +52,7 @@ def xgb_params(section: ModelSection, *, device: Literal["cpu", "cuda"]) -> dict
         "subsample": section.subsample,
         "colsample_bytree": section.colsample_bytree,
         "min_child_weight": section.min_child_weight,
+        "max_bin": section.max_bin,
         "seed": section.seed,
         "nthread": section.nthread,
         "verbosity": 0,
