@@ -2,6 +2,7 @@
 Dask LocalCluster with worker processes, the real code location)."""
 
 import json
+from datetime import date
 import os
 import shutil
 import subprocess
@@ -68,5 +69,10 @@ def test_readme_materialize_commands_work_from_fresh_dagster_home(cli_env: dict[
                         "--config-json", json.dumps(retrain_config)], cli_env)  # fmt: skip
     assert one_key.returncode == 0, one_key.stderr[-3000:]
     assert "BTC_RANGE_1h" in {m.key.slug for m in library.list_models()}
+    backfill = _dagster([*base, "--select", "coin_universe,liquidity_ranking",
+                         "--partition-range", "2026-10-29...2026-10-30"], cli_env)  # fmt: skip
+    assert backfill.returncode == 0, backfill.stderr[-3000:]
+    assert library.load_ranking(date(2026, 10, 29)).height > 0
+    assert library.load_ranking(date(2026, 10, 30)).height > 0
     validate = _dagster(["definitions", "validate", "-m", "engine_assets.definitions"], cli_env)
     assert validate.returncode == 0, validate.stderr[-2000:]
