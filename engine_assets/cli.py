@@ -1,5 +1,6 @@
 """``coin-engine demo`` and ``coin-engine engine run``: the daily DAG from the command line
-(plugged into the ``coin-engine`` app through the ``coin_engine.cli`` entry points)."""
+(plugged into the ``coin-engine`` app through the ``coin_engine.cli`` entry points). The demo's
+shadow loop is described in :mod:`engine_assets.demo_shadow`."""
 
 import os
 import shutil
@@ -24,6 +25,17 @@ from engine_assets.demo import (
     summarize,
     write_report,
 )
+from engine_assets.demo_shadow import (
+    CHALLENGER_DAY_OVERRIDES,
+    CHALLENGER_GAP_DAYS,
+    SHADOW_OVERRIDES,
+    append_shadow_report,
+    overridden,
+    print_verdicts,
+    shadow_models,
+    shadow_verdicts,
+)
+from trading_core.brain import BrainLibrary
 from trading_core.config import load_config
 
 console = Console()
@@ -52,7 +64,7 @@ def _default_partition() -> str:
     return str(config.data.synthetic.end_date - timedelta(days=HELD_OUT_DAYS + 1))
 
 
-def _run_with_progress(partition: str) -> list:  # type: ignore[type-arg]
+def _run_with_progress(partition: str, names: tuple[str, ...] = DAILY_ORDER) -> list:  # type: ignore[type-arg]
     from engine_assets.definitions import defs
 
     with Progress(
@@ -63,7 +75,7 @@ def _run_with_progress(partition: str) -> list:  # type: ignore[type-arg]
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task(f"daily DAG {partition}", total=len(DAILY_ORDER))
+        task = progress.add_task(f"daily DAG {partition}", total=len(names))
 
         def on_step(asset: str, phase: str) -> None:
             if phase == "start":
@@ -71,7 +83,7 @@ def _run_with_progress(partition: str) -> list:  # type: ignore[type-arg]
             else:
                 progress.advance(task)
 
-        return run_daily_dag(defs, partition, _instance(), on_step=on_step)
+        return run_daily_dag(defs, partition, _instance(), on_step=on_step, names=names)
 
 
 @engine_app.command("run")
@@ -86,16 +98,23 @@ def run(
 
 
 def demo(
-    partition: Annotated[str | None, typer.Option(help="Daily partition YYYY-MM-DD.")] = None,
+    partition: Annotated[
+        str | None, typer.Option(help="First daily partition YYYY-MM-DD (the champions).")
+    ] = None,
     report_dir: Annotated[Path, typer.Option(help="Where the report goes.")] = Path("reports"),
     hamilton_bars: Annotated[
-        int, typer.Option(help="Max bars of the Hamilton replay on held-out days (0: skip).")
+        int,
+        typer.Option(help="Max bars of the Hamilton shadow replay on held-out days (0: skip)."),
     ] = HELD_OUT_DAYS * 24,
 ) -> None:
     """The embedded default end to end: ranking, training on Dask, walk-forward, selection,
-    release; then a Hamilton paper replay on the release."""
-    applied = apply_overrides(DEMO_OVERRIDES)
-    day = partition or _default_partition()
+    release (the champions); a week later the challengers, a Hamilton paper replay of the
+    held-out week with every challenger shadow-trading beside its champion, and the shadow
+    evaluation that promotes or rejects each one, then the new release."""
+    applied = apply_overrides({**DEMO_OVERRIDES, **SHADOW_OVERRIDES})
+    day = partition or str(
+        date.fromisoformat(_default_partition()) - timedelta(days=CHALLENGER_GAP_DAYS)
+    )
     console.rule(f"[bold]coin-engine demo — partition {day}")
     if applied:
         console.print(f"demo overrides: {applied}")
@@ -105,9 +124,39 @@ def demo(
     folder = report_dir / f"demo-{day}"
     write_report(folder, library, date.fromisoformat(day), steps, stages, best, applied)
     _print_summary(steps, stages, best, folder)
+    if hamilton_bars and library.latest_release() is not None:
+        _shadow_loop(library, day, hamilton_bars, folder)
+
+
+def _shadow_loop(library: BrainLibrary, first: str, bars: int, folder: Path) -> None:
+    """Challengers a week later, the Hamilton shadow replay, the evaluation, the new release."""
+    second = str(date.fromisoformat(first) + timedelta(days=CHALLENGER_GAP_DAYS))
+    console.rule(f"[bold]challengers — partition {second}")
+    with overridden(CHALLENGER_DAY_OVERRIDES) as applied:
+        if applied:
+            console.print(f"challenger-day overrides: {applied}")
+        _run_with_progress(second)
+    challengers = shadow_models(library, date.fromisoformat(second))
+    console.print(
+        f"{len(challengers)} challenger(s) in shadow beside their champions: "
+        + (", ".join(m.name for m in challengers) or "none")
+    )
+    _hamilton_replay(second, bars)
+    end = load_config().data.synthetic.end_date
+    evaluation_day = str(end - timedelta(days=1))
+    console.rule(f"[bold]shadow evaluation and release — partition {evaluation_day}")
+    _run_with_progress(evaluation_day, ("shadow_evaluation", "brain_library_push"))
+    verdicts = shadow_verdicts(library, challengers)
+    print_verdicts(console, verdicts)
     release = library.latest_release()
-    if hamilton_bars and release is not None:
-        _hamilton_replay(day, hamilton_bars)
+    if release is not None:
+        console.print(
+            f"release {release.id}: {len(release.production)} production, "
+            f"{len(release.shadow)} shadow models; Hamilton serves it from its next poll. "
+            f"Undo: coin-engine brain rollback KEY --reason TEXT, or "
+            f"coin-engine brain rollback --release {release.parent_id} --reason TEXT"
+        )
+    append_shadow_report(folder, verdicts, f"Shadow test overrides: {dict(SHADOW_OVERRIDES)}")
 
 
 def _print_summary(steps: list, stages: dict[str, int], best: list, folder: Path) -> None:  # type: ignore[type-arg]
@@ -150,9 +199,12 @@ def _fmt(value: object, digits: int = 2) -> str:
 
 def _hamilton_replay(day: str, bars: int) -> None:
     """Hamilton in its own process (it never shares one with Dagster), on the held-out days
-    after the training partition."""
+    after the training partition, from a fresh state (a demo run never resumes an old one)."""
     start = date.fromisoformat(day) + timedelta(days=1)
-    end = load_config().data.synthetic.end_date
+    config = load_config()
+    end = config.data.synthetic.end_date
+    state_dir = Path(config.hamilton.state_path) / f"demo-{day}"
+    shutil.rmtree(state_dir, ignore_errors=True)
     console.rule(f"[bold]Hamilton paper replay on the release: {start} .. {end} (held out)")
     command = [
         sys.executable,
@@ -168,6 +220,8 @@ def _hamilton_replay(day: str, bars: int) -> None:
         f"{end}T00:00:00+00:00",
         "--max-bars",
         str(bars),
+        "--state-dir",
+        str(state_dir),
     ]
     result = subprocess.run(command, check=False)  # noqa: S603 - our own CLI, fixed arguments
     if result.returncode != 0:

@@ -6,9 +6,11 @@ from engine_assets.assets.ingest import ohlcv
 from engine_assets.assets.leaderboard import engine_leaderboard
 from engine_assets.assets.release import best_models, brain_library_push
 from engine_assets.assets.retrain import coin_retrain
+from engine_assets.assets.shadow import shadow_evaluation
 from engine_assets.assets.training import trained_models, walk_forward_metrics
 from engine_assets.assets.universe import coin_universe, liquidity_ranking
 from engine_assets.checks import coin_universe_not_empty, features_causal, features_finite
+from engine_assets.logging import engine_console_logger
 from engine_assets.resources import (
     BrainLibraryResource,
     DaskResource,
@@ -31,6 +33,7 @@ DAILY_ASSETS = [
     trained_models,
     walk_forward_metrics,
     best_models,
+    shadow_evaluation,
     brain_library_push,
 ]
 
@@ -51,4 +54,5 @@ defs = dg.Definitions(
     jobs=[daily_training_job, release_push_job, leaderboard_job],
     schedules=[daily_training_schedule, release_push_schedule, weekly_leaderboard_schedule],
     resources=build_resources(),
+    loggers={"console": engine_console_logger},
 )

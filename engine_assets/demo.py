@@ -8,7 +8,7 @@ visible); the scheduled production path runs them as one ``daily_training`` run.
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -28,6 +28,7 @@ DAILY_ORDER = (
     "trained_models",
     "walk_forward_metrics",
     "best_models",
+    "shadow_evaluation",
     "brain_library_push",
 )
 # One synthetic year gives each regime model ~60 test days across its walk-forward windows;
@@ -68,12 +69,14 @@ def run_daily_dag(
     instance: dg.DagsterInstance,
     *,
     on_step: Callable[[str, str], None] | None = None,
+    names: Sequence[str] = DAILY_ORDER,
 ) -> list[StepResult]:
-    """Materialize the day's assets in dependency order; stops at the first failure."""
+    """Materialize the day's assets (``names``, in dependency order); stops at the first
+    failure."""
     results = []
     assets = [defs.get_assets_def(name) for name in DAILY_ORDER]
     checks = list(defs.asset_checks or [])
-    for name in DAILY_ORDER:
+    for name in names:
         if on_step:
             on_step(name, "start")
         started = time.perf_counter()

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from engine_assets.assets.leaderboard import engine_leaderboard
+from engine_assets.logging import JSON_LOGS_RUN_CONFIG
 
 TRAINING_ASSETS = (
     "coin_universe",
@@ -11,20 +12,26 @@ TRAINING_ASSETS = (
     "trained_models",
     "walk_forward_metrics",
     "best_models",
+    "shadow_evaluation",
 )
 
 daily_training_job = dg.define_asset_job(
     "daily_training",
     selection=dg.AssetSelection.assets(*TRAINING_ASSETS),
-    description="Rank, ingest, train (Dask fan-out), validate and select: one run per day.",
+    description="Rank, ingest, train (Dask fan-out), validate, select and evaluate the shadow "
+    "challengers: one run per day.",
+    config=JSON_LOGS_RUN_CONFIG,
 )
 release_push_job = dg.define_asset_job(
     "release_push",
     selection=dg.AssetSelection.assets("brain_library_push"),
     description="Write the day's release that Hamilton follows.",
+    config=JSON_LOGS_RUN_CONFIG,
 )
 leaderboard_job = dg.define_asset_job(
-    "weekly_leaderboard", selection=dg.AssetSelection.assets(engine_leaderboard)
+    "weekly_leaderboard",
+    selection=dg.AssetSelection.assets(engine_leaderboard),
+    config=JSON_LOGS_RUN_CONFIG,
 )
 
 # Each schedule run targets the previous (complete) UTC day's partition.

@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 import ccxt
 
 from trading_core.costs.kernel import fill_price_and_fee
+from trading_core.decision import BarInputs, Decision
 from trading_core.errors import (
     ExchangePermanentError,
     ExchangeTemporaryError,
@@ -66,6 +67,21 @@ class OrderRequest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "OrderRequest":
         return cls(**{**data, "decided_at": datetime.fromisoformat(data["decided_at"])})
+
+
+def order_request(decision: Decision, inputs: BarInputs) -> OrderRequest:
+    """The order of an approved (non-hold) decision on the bar ``inputs`` describes."""
+    return OrderRequest(
+        client_order_id=client_order_id(
+            decision.symbol, int(inputs.timestamp.timestamp() * 1000), decision.action.value
+        ),
+        symbol=decision.symbol,
+        signed_qty=decision.signed_qty,
+        reference_price=inputs.price,
+        price_adjust_bps=decision.fill_price_adjust_bps,
+        fee_bps=decision.fill_fee_bps,
+        decided_at=inputs.decided_at,
+    )
 
 
 @dataclass(frozen=True, slots=True)

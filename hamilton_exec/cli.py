@@ -165,9 +165,11 @@ def _print_summary(summary: RunSummary, engine: object) -> None:
     for action, count in sorted(summary.actions.items()):
         table.add_row(f"  {action}", str(count))
     table.add_row("orders", str(summary.orders))
+    table.add_row("shadow decision events", str(summary.shadow_events))
     table.add_row("equity (USD)", f"{engine.state.equity_usd:,.2f}")
     table.add_row("PnL (USD)", f"{engine.state.equity_usd - capital:,.2f}")
     console.print(table)
+    _print_shadow(engine)
     by_engine: dict[str, float] = {}
     for (name, _, _), pnl in engine.ledger.engine_pnl_usd.items():
         by_engine[name] = by_engine.get(name, 0.0) + pnl
@@ -178,3 +180,24 @@ def _print_summary(summary: RunSummary, engine: object) -> None:
         for name, pnl in sorted(by_engine.items(), key=lambda kv: -kv[1])[:5]:
             top.add_row(name, f"{pnl:,.2f}")
         console.print(top)
+
+
+def _print_shadow(engine: object) -> None:
+    from hamilton_exec.engine import HamiltonEngine
+
+    assert isinstance(engine, HamiltonEngine)  # noqa: S101 - built by build_service
+    pairs = engine.shadow.pairs
+    if not pairs:
+        return
+    capital = engine.config.risk.initial_capital_usd
+    table = Table(title="Shadow challengers (virtual books beside a mirror of the champion)")
+    for column in ("challenger", "champion", "champion return", "challenger return"):
+        table.add_column(column, justify="right" if "return" in column else "left")
+    for name, pair in sorted(pairs.items()):
+        table.add_row(
+            name,
+            pair.champion or "-",
+            f"{pair.mirror.state.equity_usd / capital - 1.0:+.3%}",
+            f"{pair.book.state.equity_usd / capital - 1.0:+.3%}",
+        )
+    console.print(table)

@@ -5,8 +5,10 @@ order): pending paper orders fill at this bar's open -> each coin's new bar join
 the newest bars of all coins are prepared in one batch -> each coin is decided (one
 DecisionEvent per coin per bar, a hold with ``missing_bar`` or ``stale_data`` when the coin has
 no fresh bar) -> approved orders go to the broker (never in shadow mode) -> metrics, events
-and the persisted state are updated. The release in force is read once per tick, so a release
-swapped in by the sensor applies from the next tick on, for every coin at once.
+and the persisted state are updated. Beside each coin's decision, the release's shadow
+challengers trade virtual books (:mod:`hamilton_exec.shadow`), never the broker. The release
+in force is read once per tick, so a release swapped in by the sensor applies from the next
+tick on, for every coin at once.
 """
 
 import time
@@ -17,7 +19,7 @@ from typing import Any
 
 import polars as pl
 
-from hamilton_exec.brokers import OrderReport, OrderRequest, PaperBroker, client_order_id
+from hamilton_exec.brokers import OrderReport, PaperBroker, order_request
 from hamilton_exec.decision import CoinDecision, CoinMemory, DecisionContext, decide_coin
 from hamilton_exec.event_store import EventSink
 from hamilton_exec.ledger import TradeLedger
@@ -25,6 +27,7 @@ from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import ServedRelease
 from hamilton_exec.prepare import prepare_newest_bars
 from hamilton_exec.settings import HamiltonSettings
+from hamilton_exec.shadow import ShadowTrader
 from hamilton_exec.window import Candle, CoinWindow
 from trading_core.config.models import EngineConfig
 from trading_core.consensus import ConsensusParams
@@ -120,6 +123,13 @@ class HamiltonEngine:
         self.broker = broker if broker is not None else PaperBroker()
         self.sink, self.metrics = sink, metrics
         self.ledger = TradeLedger()
+        self.shadow = ShadowTrader(
+            self.context,
+            self.enforcer,
+            capital_usd=config.risk.initial_capital_usd,
+            bar_ms=settings.bar_ms,
+            sink=sink,
+        )
         self.release: ServedRelease | None = None
         self.last_open_ms: dict[str, int] = {}
         self.ticks = 0
@@ -142,6 +152,7 @@ class HamiltonEngine:
         started = time.perf_counter()
         release = self.release
         report = TickReport(tick.open_ms)
+        self.shadow.sync(release)
         self._fill_pending(tick)
         fresh = self._append(tick)
         self._decide_fresh(fresh, tick, release, report)
@@ -214,6 +225,12 @@ class HamiltonEngine:
             coin = symbol.split("/")[0]
             models = release.coin(coin) if release else None
             invalid = self._stale_reason(symbol, tick)
+            # before the production decision: a pair starting now copies the coin's memory
+            # as the production decision found it
+            report.shadow_events += self.shadow.step(
+                symbol, batch.frames[i], batch.ml_input(i), release, self.memories[symbol],
+                gates, invalid_reason=invalid, metadata=self._metadata(release, tick),
+            )  # fmt: skip
             outcome, self.state = decide_coin(
                 batch.frames[i],
                 batch.ml_input(i),
@@ -303,19 +320,7 @@ class HamiltonEngine:
             return
         self.metrics.observe_costs(event.metadata.get("costs", {}))
         self.ledger.on_order(event, outcome.weights, outcome.signals, shadow=False)
-        order = OrderRequest(
-            client_order_id=client_order_id(
-                decision.symbol,
-                int(outcome.inputs.timestamp.timestamp() * 1000),
-                decision.action.value,
-            ),
-            symbol=decision.symbol,
-            signed_qty=decision.signed_qty,
-            reference_price=outcome.inputs.price,
-            price_adjust_bps=decision.fill_price_adjust_bps,
-            fee_bps=decision.fill_fee_bps,
-            decided_at=outcome.inputs.decided_at,
-        )
+        order = order_request(decision, outcome.inputs)
         submitted = self.broker.submit(order)
         report.orders.append(submitted)
         self.metrics.orders.labels(order.side.value, submitted.status).inc()
@@ -352,6 +357,7 @@ class HamiltonEngine:
             "broker": broker,
             "ledger": self.ledger.to_dict(),
             "release_id": self.release.id if self.release else None,
+            "shadow": self.shadow.to_dict(),
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -369,6 +375,7 @@ class HamiltonEngine:
         if isinstance(self.broker, PaperBroker):
             self.broker.restore(dict(data.get("broker") or {}))
         self.ledger = TradeLedger.from_dict(dict(data.get("ledger") or {}))
+        self.shadow.restore(dict(data.get("shadow") or {}))
 
 
 def _no_models() -> Any:

@@ -1,12 +1,13 @@
-"""DecisionEvents and trade outcomes on their way to the Brain Library, never lost.
+"""DecisionEvents, trade outcomes and shadow periods on their way to the Brain Library, never
+lost.
 
 Every event is logged at once (a structlog JSON line) and queued. :meth:`EventSink.flush` first
 drains the local spool file (JSON lines written while the database was unreachable), then the
 queue. If the Brain Library is unreachable (:class:`BrainUnavailableError`), the queue is
 appended to the spool (flushed and fsync'ed) and kept there until a later flush succeeds. Writes
 are idempotent (event ids derive from symbol, bar and model version; outcomes are keyed by
-event id), so a flush repeated after a crash between "written to the database" and "spool
-truncated" duplicates nothing.
+event id; a shadow period by challenger and period), so a flush repeated after a crash between
+"written to the database" and "spool truncated" duplicates nothing.
 """
 
 import json
@@ -21,6 +22,7 @@ from trading_core.brain import BrainLibrary
 from trading_core.errors import BrainLibraryError, BrainUnavailableError
 from trading_core.events import DecisionEvent
 from trading_core.observability.logging import get_logger
+from trading_core.shadow.periods import ShadowPeriod
 
 
 def _log() -> Any:
@@ -100,6 +102,19 @@ class EventSink:
     def add_outcome(self, outcome: Outcome) -> None:
         self._queue.append({"kind": "outcome", "outcome": outcome.to_dict()})
 
+    def add_shadow_period(self, period: ShadowPeriod) -> None:
+        """A shadow pair's period, for the Brain Library's shadow results (an upsert)."""
+        _log().info(
+            "shadow_period",
+            challenger=period.challenger,
+            champion=period.champion,
+            start=period.period_start.isoformat(),
+            bars=period.n_bars,
+            trades_champion=len(period.champion_trades),
+            trades_challenger=len(period.challenger_trades),
+        )
+        self._queue.append({"kind": "shadow_period", "period": period.to_dict()})
+
     @property
     def queued(self) -> int:
         return len(self._queue)
@@ -145,6 +160,9 @@ class EventSink:
             )
         outcomes, kept = 0, []
         for record in records:
+            if record["kind"] == "shadow_period":
+                kept.extend(self._write_period(record))
+                continue
             if record["kind"] != "outcome":
                 continue
             outcome = Outcome.from_dict(record["outcome"])
@@ -167,6 +185,20 @@ class EventSink:
                 kept.append(record)
         self._queue = []
         return written, outcomes, kept
+
+    def _write_period(self, record: dict[str, Any]) -> list[dict[str, Any]]:
+        """Write one shadow period; a period the library refuses (e.g. its challenger is
+        unknown there) is kept in the spool with a warning, like a deferred outcome."""
+        assert self.library is not None  # noqa: S101 - checked by flush
+        period = ShadowPeriod.from_dict(record["period"])
+        try:
+            self.library.record_shadow_result(**period.record_arguments())
+        except BrainUnavailableError:
+            raise
+        except BrainLibraryError as exc:
+            _log().warning("shadow_period_deferred", challenger=period.challenger, error=str(exc))
+            return [record]
+        return []
 
     def _read_spool(self) -> list[dict[str, Any]]:
         if not self.spool_path.exists():

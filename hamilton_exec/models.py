@@ -4,11 +4,13 @@
 sha256 (the Brain Library re-hashes on load), parses it with XGBoost, checks its feature list
 against the learned engine's inputs and reads the coin's serving tables; the release's gates
 override the configured ones. Anything wrong refuses the WHOLE release with a reason code, so
-the previous release keeps serving; a half-loaded release is never served.
+the previous release keeps serving; a half-loaded release is never served. Each shadow model
+becomes a :class:`Challenger`: the coin's production set with the challenger in place of its
+regime's model (and the production set's serving tables), which the shadow books trade.
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
 
@@ -73,13 +75,24 @@ NO_MODELS: Final = CoinModels("", None, neutral_tables())
 
 
 @dataclass(frozen=True)
+class Challenger:
+    """One shadow model: the key's production model it challenges (None: the key has none)
+    and the coin's serving set with the challenger in place of that one regime model."""
+
+    name: str
+    champion: str | None
+    regime_code: int
+    models: CoinModels
+
+
+@dataclass(frozen=True)
 class ServedRelease:
-    """A verified release: production (and shadow challenger) models per coin, gates."""
+    """A verified release: production models per coin, shadow challengers per coin, gates."""
 
     release: Release
     timeframe: str
     production: Mapping[str, CoinModels]
-    shadow: Mapping[str, CoinModels]
+    shadow: Mapping[str, tuple[Challenger, ...]]
     gates: RegimeGates
     loaded_at: datetime
 
@@ -90,10 +103,9 @@ class ServedRelease:
     def coin(self, coin: str) -> CoinModels:
         return self.production.get(coin, NO_MODELS)
 
-    def challenger(self, coin: str) -> CoinModels | None:
-        """The coin's challenger set: its production models with every shadow model swapped in
-        for its regime (None when the coin has no shadow model)."""
-        return self.shadow.get(coin)
+    def challengers(self, coin: str) -> tuple[Challenger, ...]:
+        """The coin's shadow challengers, one per key in shadow (regime order)."""
+        return self.shadow.get(coin, ())
 
 
 def load_release(
@@ -108,16 +120,18 @@ def load_release(
     """Load and verify ``release`` (module docstring); raises :class:`RefusedReleaseError`."""
     versions = [m for m in library.release_models(release.id) if m.key.timeframe == timeframe]
     blobs = {m.name: _artifact(library, release.id, m) for m in versions}
-    production = _coin_sets(
-        release.id, [m for m in versions if m.role == "production"], blobs, nthread
-    )
-    shadow_models = [m for m in versions if m.role == "shadow"]
-    shadow = {
-        coin: _coin_sets(
-            release.id, _with_challengers(versions, coin, shadow_models), blobs, nthread
-        )[coin]
-        for coin in sorted({m.key.coin for m in shadow_models})
-    }
+    production_models = [m for m in versions if m.role == "production"]
+    production = _coin_sets(release.id, production_models, blobs, nthread)
+    shadow: dict[str, tuple[Challenger, ...]] = {}
+    for model in sorted(
+        (m for m in versions if m.role == "shadow"), key=lambda m: (m.key.coin, m.key.regime)
+    ):
+        champions = [m for m in production_models if m.key.coin == model.key.coin]
+        challenger = _challenger(release.id, model, champions, blobs, nthread)
+        if model.key.coin in production:  # the very tables the champion's decisions use
+            tables = production[model.key.coin].tables
+            challenger = replace(challenger, models=replace(challenger.models, tables=tables))
+        shadow[model.key.coin] = (*shadow.get(model.key.coin, ()), challenger)
     return ServedRelease(
         release=release,
         timeframe=timeframe,
@@ -137,16 +151,21 @@ def _artifact(library: BrainLibrary, release_id: int, model: ModelVersion) -> by
         raise RefusedReleaseError(release_id, "artifact_missing", f"{model.name}: {exc}") from exc
 
 
-def _with_challengers(
-    versions: list[ModelVersion], coin: str, shadow_models: list[ModelVersion]
-) -> list[ModelVersion]:
-    challengers = {m.key.regime: m for m in shadow_models if m.key.coin == coin}
-    champions = [
-        m
-        for m in versions
-        if m.role == "production" and m.key.coin == coin and m.key.regime not in challengers
-    ]
-    return [*champions, *challengers.values()]
+def _challenger(
+    release_id: int,
+    model: ModelVersion,
+    champions: list[ModelVersion],
+    blobs: Mapping[str, bytes],
+    nthread: int,
+) -> Challenger:
+    champion = next((m for m in champions if m.key.regime == model.key.regime), None)
+    others = [m for m in champions if m.key.regime != model.key.regime]
+    return Challenger(
+        name=model.name,
+        champion=None if champion is None else champion.name,
+        regime_code=REGIME_CODES[Regime(model.key.regime)],
+        models=_coin_models(release_id, model.key.coin, [*others, model], blobs, nthread),
+    )
 
 
 def _coin_sets(

@@ -64,6 +64,7 @@ class RunSummary:
 
     ticks: int = 0
     events: int = 0
+    shadow_events: int = 0
     actions: dict[str, int] = field(default_factory=dict)
     orders: int = 0
     stopped_by: str = "feed_end"
@@ -72,6 +73,7 @@ class RunSummary:
     def add(self, report: TickReport) -> None:
         self.ticks += 1
         self.events += len(report.events)
+        self.shadow_events += len(report.shadow_events)
         self.orders += len(report.orders)
         for event in report.events:
             self.actions[event.action] = self.actions.get(event.action, 0) + 1
@@ -107,7 +109,13 @@ class HamiltonService:
             self.stop_event.set()
 
     async def run(self, *, after_ms: int | None = None) -> RunSummary:
-        bind_context(service="hamilton", mode=self.settings.mode)
+        # the release loaded before the run (build_service) is bound too, not only later ones
+        release = self.engine.release
+        bind_context(
+            service="hamilton",
+            mode=self.settings.mode,
+            release_id=release.id if release is not None else None,
+        )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -169,6 +177,7 @@ class HamiltonService:
         return report
 
     def _finish(self) -> None:
+        self.engine.shadow.checkpoint()
         result = self.engine.sink.flush()
         path = save_state(self.engine, self.settings.state_dir)
         _log().info(

@@ -5,6 +5,7 @@ from datetime import timedelta
 import dagster as dg
 
 from engine_assets.assets.universe import partition_end
+from engine_assets.logging import bind_run
 from engine_assets.partitions import daily_partitions, single_run_backfill
 from engine_assets.resources import BrainLibraryResource, EngineConfigResource, MarketDataResource
 from trading_core.market.fetch import fetch_to_store
@@ -27,6 +28,7 @@ def ohlcv(
     brain: BrainLibraryResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     config = engine_config.load()
+    bind_run(context, config)
     as_of = partition_end(context.partition_key)
     ranking = brain.open().load_ranking(as_of.date() - timedelta(days=1))
     symbols = active_symbols(ranking, config.engine.active_coins, quote=config.engine.quote)

@@ -1,4 +1,5 @@
-"""best_models -> brain_library_push: stage decisions and the day's release."""
+"""best_models -> (shadow_evaluation) -> brain_library_push: stage decisions and the day's
+release."""
 
 from collections import Counter
 from datetime import timedelta
@@ -6,6 +7,7 @@ from datetime import timedelta
 import dagster as dg
 
 from engine_assets.assets.universe import partition_end
+from engine_assets.logging import bind_run
 from engine_assets.partitions import daily_partitions, single_run_backfill
 from engine_assets.resources import BrainLibraryResource, EngineConfigResource
 from trading_core.reporting import markdown_table
@@ -28,6 +30,7 @@ def best_models(
     brain: BrainLibraryResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     config = engine_config.load()
+    bind_run(context, config)
     library = brain.open()
     day = partition_end(context.partition_key).date() - timedelta(days=1)
     selections = select_best(library, candidates_of_day(library, day), config)
@@ -69,7 +72,7 @@ def best_models(
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
-    deps=["best_models"],
+    deps=["shadow_evaluation"],
     group_name="release",
     kinds={"sql"},
     description="The day's release (every production and shadow model plus the regime-gate "
@@ -81,6 +84,7 @@ def brain_library_push(
     brain: BrainLibraryResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     config = engine_config.load()
+    bind_run(context, config)
     if not config.training.model_versioning.daily_push_enabled:
         context.log.warning("daily_push_enabled is false: no release written")
         return dg.MaterializeResult(metadata={"release_id": None, "skipped": True})

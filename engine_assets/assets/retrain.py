@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
+from engine_assets.logging import bind_run
 from engine_assets.partitions import coin_partitions
 from engine_assets.resources import BrainLibraryResource, DaskResource, EngineConfigResource
 from trading_core.reporting import markdown_table
@@ -46,6 +47,7 @@ def coin_retrain(
     dask: DaskResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = engine_config.load()
+    bind_run(context, settings)
     day = (
         datetime.strptime(config.as_of_date, "%Y-%m-%d").replace(tzinfo=UTC).date()
         if config.as_of_date

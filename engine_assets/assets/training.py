@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 
 from engine_assets.assets.universe import partition_end
+from engine_assets.logging import bind_run
 from engine_assets.partitions import daily_partitions, single_run_backfill
 from engine_assets.resources import BrainLibraryResource, DaskResource, EngineConfigResource
 from trading_core.reporting import equity_curves_png, markdown_table, sharpe_heatmap_png
@@ -54,6 +55,7 @@ def trained_models(
     dask: DaskResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     config = engine_config.load()
+    bind_run(context, config)
     as_of, day = _day(context)
     library = brain.open()
     ranking = library.load_ranking(as_of.date() - timedelta(days=1))
@@ -142,6 +144,7 @@ def walk_forward_metrics(
     dask: DaskResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     config = engine_config.load()
+    bind_run(context, config)
     as_of, day = _day(context)
     library = brain.open()
     versions = candidates_of_day(library, as_of.date() - timedelta(days=1))

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import polars as pl
 
+from engine_assets.logging import bind_run
 from engine_assets.partitions import coin_partitions, daily_partitions, single_run_backfill
 from engine_assets.resources import BrainLibraryResource, EngineConfigResource, MarketDataResource
 from trading_core.market.ranking import liquidity_ranking as rank_universe
@@ -27,6 +28,7 @@ def partition_end(partition_key: str) -> datetime:
 def coin_universe(
     context: dg.AssetExecutionContext, market: MarketDataResource
 ) -> dg.Output[pl.DataFrame]:
+    bind_run(context, market.engine_config.load())
     as_of = partition_end(context.partition_key)
     snapshot = market.source().universe_snapshot(as_of)
     median_volume = float(snapshot.select(pl.col("daily_volume_usd").median()).item() or 0.0)
@@ -56,6 +58,7 @@ def liquidity_ranking(
     brain: BrainLibraryResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     config = engine_config.load()
+    bind_run(context, config)
     ranking = rank_universe(coin_universe, config.coin_selection, quote=config.engine.quote)
     as_of = partition_end(context.partition_key).date() - timedelta(days=1)
     brain.open().save_ranking(as_of, ranking.ranked, selected_top=config.engine.active_coins)

@@ -10,7 +10,8 @@ EDGES = {
     ("ohlcv", "trained_models"),
     ("trained_models", "walk_forward_metrics"),
     ("walk_forward_metrics", "best_models"),
-    ("best_models", "brain_library_push"),
+    ("best_models", "shadow_evaluation"),
+    ("shadow_evaluation", "brain_library_push"),
 }
 
 
@@ -28,6 +29,7 @@ def test_asset_graph_has_the_daily_chain() -> None:
         "trained_models",
         "walk_forward_metrics",
         "best_models",
+        "shadow_evaluation",
         "brain_library_push",
         "engine_leaderboard",
         "coin_retrain",

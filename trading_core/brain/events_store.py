@@ -102,6 +102,7 @@ def query_events(
     shadow: bool | None,
     release_id: int | None,
     limit: int | None,
+    model_version: str | None = None,
 ) -> list[dict[str, Any]]:
     """Events ordered by bar time; ``since`` inclusive, ``until`` exclusive."""
     if action is not None and action not in {a.value for a in Action}:
@@ -122,6 +123,8 @@ def query_events(
         filters.append(DecisionEventRow.shadow == shadow)
     if release_id is not None:
         filters.append(DecisionEventRow.release_id == release_id)
+    if model_version is not None:
+        filters.append(DecisionEventRow.model_version == model_version)
     query = query.where(*filters).order_by(DecisionEventRow.timestamp, DecisionEventRow.id)
     if limit is not None:
         query = query.limit(limit)
@@ -173,27 +176,45 @@ def insert_trade_outcome(
 
 
 def query_outcomes(
-    session: Session, *, symbol: str | None, since: datetime | None
+    session: Session,
+    *,
+    symbol: str | None,
+    since: datetime | None,
+    until: datetime | None = None,
+    model_version: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Trade outcomes joined to their decision (symbol, bar time), oldest close first."""
-    query = select(TradeOutcomeRow, DecisionEventRow.symbol, DecisionEventRow.timestamp).join(
-        DecisionEventRow, DecisionEventRow.event_id == TradeOutcomeRow.event_id
-    )
+    """Trade outcomes joined to their decision (symbol, bar time, regime, model version, shadow
+    flag), oldest close first; ``since`` inclusive, ``until`` exclusive (close times)."""
+    query = select(
+        TradeOutcomeRow,
+        DecisionEventRow.symbol,
+        DecisionEventRow.timestamp,
+        DecisionEventRow.regime,
+        DecisionEventRow.model_version,
+        DecisionEventRow.shadow,
+    ).join(DecisionEventRow, DecisionEventRow.event_id == TradeOutcomeRow.event_id)
     if symbol is not None:
         query = query.where(DecisionEventRow.symbol == symbol)
     if since is not None:
         query = query.where(TradeOutcomeRow.closed_at >= require_utc(since, "since"))
+    if until is not None:
+        query = query.where(TradeOutcomeRow.closed_at < require_utc(until, "until"))
+    if model_version is not None:
+        query = query.where(DecisionEventRow.model_version == model_version)
     query = query.order_by(TradeOutcomeRow.closed_at, TradeOutcomeRow.id)
     return [
         {
             "event_id": outcome.event_id,
             "symbol": sym,
             "decision_timestamp": ts,
+            "regime": regime,
+            "model_version": version,
+            "shadow": shadow,
             "fill_price": outcome.fill_price,
             "pnl_usd": outcome.pnl_usd,
             "fees_usd": outcome.fees_usd,
             "closed_at": outcome.closed_at,
             "details": outcome.details,
         }
-        for outcome, sym, ts in session.execute(query).all()
+        for outcome, sym, ts, regime, version, shadow in session.execute(query).all()
     ]

@@ -270,6 +270,30 @@ class BrainLibrary(BrainDataMixin):
         _log().info("model_stage_set", model=name, stage=target.value, actor=actor, reason=reason)
         return record
 
+    def record_stage_review(
+        self,
+        name: str,
+        *,
+        actor: str,
+        reason: str,
+        statistics: Mapping[str, Any] | None = None,
+    ) -> StageChange:
+        """Record in the stage history a decision that leaves the model in its stage (e.g. a
+        shadow test that keeps waiting, with its statistics); returns the entry written."""
+        key = parse_model_name(name)[0]
+
+        def work(session: Session) -> StageChange:
+            models_store.lock_key(session, key)
+            row = models_store.get_row(session, name)
+            at = self._clock()
+            lifecycle.review(session, row, actor=actor, reason=reason, statistics=statistics, at=at)
+            stage = Stage(row.stage)
+            return StageChange(name, stage, stage, actor, reason, at, statistics)
+
+        change = self._db.write(work)
+        _log().info("model_stage_reviewed", model=name, stage=change.to_stage.value, actor=actor)
+        return change
+
     def promote(
         self,
         name: str,

@@ -164,12 +164,13 @@ class BrainDataMixin:
         shadow: bool | None = None,
         limit: int | None = None,
         release_id: int | None = None,
+        model_version: str | None = None,
     ) -> list[dict[str, Any]]:
         """Events as ``DecisionEvent.to_dict()`` plus event_id, release_id, shadow."""
         with self._db.read() as session:
             return events_store.query_events(
                 session, symbol=symbol, since=since, until=until, action=action,
-                shadow=shadow, release_id=release_id, limit=limit,
+                shadow=shadow, release_id=release_id, limit=limit, model_version=model_version,
             )  # fmt: skip
 
     def record_trade_outcome(
@@ -191,10 +192,19 @@ class BrainDataMixin:
         )  # fmt: skip
 
     def trade_outcomes(
-        self, symbol: str | None = None, since: datetime | None = None
+        self,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        *,
+        until: datetime | None = None,
+        model_version: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Closed trades with their decision's symbol, bar, regime, model version and shadow
+        flag; ``since``/``until`` bound the close time (inclusive/exclusive)."""
         with self._db.read() as session:
-            return events_store.query_outcomes(session, symbol=symbol, since=since)
+            return events_store.query_outcomes(
+                session, symbol=symbol, since=since, until=until, model_version=model_version
+            )
 
     # --- shadow results and regime gates -------------------------------------------------
 

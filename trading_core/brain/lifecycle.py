@@ -9,7 +9,8 @@
 
 Each key has at most one production and at most one shadow model: entering either stage
 archives the model that held it, in the same transaction, and both moves are written to
-``stage_history`` (who, when, why, with the statistics behind the decision).
+``stage_history`` (who, when, why, with the statistics behind the decision). A decision that
+keeps a model where it is (a review) is written too, with ``from_stage == to_stage``.
 """
 
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from trading_core.brain.models_store import get_version_row, key_of, lock_key, stage_row
@@ -104,6 +105,33 @@ def change_stage(
     return True
 
 
+def review(
+    session: Session,
+    row: ModelVersionRow,
+    *,
+    actor: str,
+    reason: str,
+    statistics: Mapping[str, Any] | None,
+    at: datetime,
+) -> None:
+    """An audit entry that changes nothing: a decision to keep the model where it is (e.g. a
+    shadow test that keeps waiting), recorded with ``from_stage == to_stage``."""
+    _check_audit(actor, reason, statistics)
+    stage = Stage(row.stage).value
+    session.add(
+        StageHistoryRow(
+            model_version_id=row.id,
+            from_stage=stage,
+            to_stage=stage,
+            actor=actor,
+            reason=reason,
+            at=at,
+            statistics=None if statistics is None else dict(statistics),
+        )
+    )
+    session.flush()
+
+
 def _check_audit(actor: str, reason: str, statistics: Mapping[str, Any] | None) -> None:
     if not actor.strip():
         raise ValueError(f"actor {actor!r} must name who made the change")
@@ -123,6 +151,11 @@ def previous_production(session: Session, key: ModelKey, current_id: int | None)
             ModelVersionRow.regime == key.regime,
             ModelVersionRow.timeframe == key.timeframe,
             StageHistoryRow.to_stage == Stage.PRODUCTION.value,
+            # a review (from == to) is no entry into production
+            or_(
+                StageHistoryRow.from_stage.is_(None),
+                StageHistoryRow.from_stage != StageHistoryRow.to_stage,
+            ),
         )
         .order_by(StageHistoryRow.at.desc(), StageHistoryRow.id.desc())
     )

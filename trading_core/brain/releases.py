@@ -118,8 +118,10 @@ def insert_release(
 ) -> ReleaseRow:
     """Write the release and apply its stages (the caller's transaction makes it atomic).
 
-    Same date and content as an existing release: that release, nothing changed. A rollback
-    whose content already is the latest release re-applies its stages and returns it.
+    Same date and content as an existing release: that release, nothing changed, unless a
+    release with other content was written after it (the stages went away and came back, e.g. a
+    rollback of one key): then a new release, so that the latest release is what serves. A
+    rollback whose content already is the latest release re-applies its stages and returns it.
     """
     _serialize_releases(session)
     gates_data = None if gates is None else dict(gates)
@@ -133,9 +135,17 @@ def insert_release(
         idempotency = sha256_hex(
             f"{content}|rollback_of={rollback_of_id}|parent={parent.id if parent else None}"
         )
-    existing = session.execute(
-        select(ReleaseRow).filter_by(release_date=release_date, idempotency_sha256=idempotency)
-    ).scalar_one_or_none()
+    elif (
+        parent is not None
+        and parent.content_sha256 == content
+        and parent.release_date == release_date
+    ):
+        return parent
+    existing = _existing(session, release_date, idempotency)
+    if rollback_of_id is None and existing is not None and parent is not None:
+        # existing is not the latest (that case returned above): the content came back
+        idempotency = sha256_hex(f"{content}|parent={parent.id}")
+        existing = _existing(session, release_date, idempotency)
     if existing is not None:
         return existing
     row = ReleaseRow(
@@ -158,6 +168,11 @@ def insert_release(
         session.add(ReleaseEntryRow(release_id=row.id, model_version_id=model.id, role=role))
     session.flush()
     return row
+
+
+def _existing(session: Session, release_date: date, idempotency: str) -> ReleaseRow | None:
+    query = select(ReleaseRow).filter_by(release_date=release_date, idempotency_sha256=idempotency)
+    return session.execute(query).scalar_one_or_none()
 
 
 def release_entries(session: Session, release_id: int) -> list[tuple[ModelVersionRow, str]]:

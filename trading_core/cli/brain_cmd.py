@@ -7,6 +7,7 @@ exits 2; ``verify`` exits 1 when any artifact is missing or altered.
 
 import getpass
 import json
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -130,18 +131,51 @@ def promote(
 @brain_app.command("rollback")
 def rollback(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="Model key, e.g. BTC_TREND_1h.")],
     reason: ReasonOption,
-    to: Annotated[int | None, typer.Option("--to", help="Version to restore.")] = None,
+    key: Annotated[
+        str | None, typer.Argument(help="Model key, e.g. BTC_TREND_1h (or give --release).")
+    ] = None,
+    to: Annotated[int | None, typer.Option("--to", help="Version of KEY to restore.")] = None,
+    release: Annotated[
+        int | None, typer.Option("--release", help="Restore this whole release instead.")
+    ] = None,
     actor: ActorOption = None,
 ) -> None:
-    """Bring the previous (or the given) production version of KEY back."""
+    """Bring back the previous (or the given) production version of KEY, or every model of an
+    earlier release (--release ID). Either way a new release is written, which Hamilton serves
+    from its next poll."""
+    if (key is None) == (release is None):
+        raise typer.BadParameter("give either KEY or --release ID (exactly one)")
+    if release is not None and to is not None:
+        raise typer.BadParameter("--to applies to KEY; a release rollback restores every model")
+    library = open_library(ctx)
+    who = _actor(actor)
+    if release is not None:
+        restored = library.rollback_release(release, actor=who, reason=reason)
+        console.print(
+            f"release [green]{restored.id}[/green] restores release {release}: "
+            f"{len(restored.production)} production, {len(restored.shadow)} shadow"
+        )
+        return
     try:
-        model_key = ModelKey.parse(key)
+        model_key = ModelKey.parse(str(key))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="KEY") from exc
-    model = open_library(ctx).rollback(model_key, to_version=to, actor=_actor(actor), reason=reason)
-    console.print(f"[yellow]{model.key.slug}[/yellow] rolled back to [green]{model.name}[/green]")
+    model = library.rollback(model_key, to_version=to, actor=who, reason=reason)
+    written = _release_current_stages(library, who, f"rollback of {model_key.slug}: {reason}")
+    console.print(
+        f"[yellow]{model.key.slug}[/yellow] rolled back to [green]{model.name}[/green]; "
+        f"release [green]{written}[/green]"
+    )
+
+
+def _release_current_stages(library: BrainLibrary, actor: str, note: str) -> int | None:
+    """A release of today's production and shadow set (what Hamilton follows)."""
+    # imported here: the orchestration module pulls in Dask, which other commands never need
+    from trading_core.training.orchestrate import push_release
+
+    written = push_release(library, datetime.now(UTC).date(), note=note, created_by=actor)
+    return None if written is None else written.id
 
 
 @brain_app.command("verify")

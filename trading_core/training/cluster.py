@@ -111,6 +111,10 @@ def open_client(plan: ClusterPlan, *, processes: bool = True) -> Iterator[Client
             processes=processes,
             memory_limit=plan.memory_limit,
             dashboard_address=None,
+            # no dashboard, but the scheduler still serves /health and /metrics over HTTP, on
+            # 8787 by default: a second cluster on the machine then prints a UserWarning (plain
+            # text in the JSON logs); a free port avoids the clash
+            scheduler_kwargs={"dashboard_address": ":0"},
         )
     with cluster, Client(cluster) as client:
         log.info(

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from distributed import Client
 
 from trading_core.brain import BrainLibrary, ModelKey, ModelVersion
-from trading_core.brain.records import Release
+from trading_core.brain.records import RegimeGateOverride, Release
 from trading_core.config.models import EngineConfig
 from trading_core.observability.logging import get_logger
 from trading_core.training.distributed import JobOutcome, run_jobs
@@ -262,7 +262,9 @@ def select_best(
     return outcomes
 
 
-def push_release(library: BrainLibrary, release_date: date, *, note: str = "") -> Release | None:
+def push_release(
+    library: BrainLibrary, release_date: date, *, note: str = "", created_by: str = ACTOR
+) -> Release | None:
     """The day's release: every production and shadow model, plus the current gate overrides.
     Atomic and idempotent (identical content on the same date returns the existing release).
     None when no model is in production or shadow yet (nothing to serve)."""
@@ -274,17 +276,26 @@ def push_release(library: BrainLibrary, release_date: date, *, note: str = "") -
         )
         return None
     overrides = library.current_regime_gates(as_of=release_date)
-    gates = {
-        regime: {
-            "enabled_engines": list(o.enabled_engines),
-            "disabled_engines": list(o.disabled_engines),
-        }
-        for regime, o in overrides.items()
-    } or None
+    gates = {regime: _gate_payload(o) for regime, o in overrides.items()} or None
     release = library.create_release(
-        release_date, production=production, shadow=shadow, gates=gates, created_by=ACTOR, note=note
+        release_date,
+        production=production,
+        shadow=shadow,
+        gates=gates,
+        created_by=created_by,
+        note=note,
     )
     log.info(
         "release_pushed", release_id=release.id, production=len(production), shadow=len(shadow)
     )
     return release
+
+
+def _gate_payload(override: RegimeGateOverride) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "enabled_engines": list(override.enabled_engines),
+        "disabled_engines": list(override.disabled_engines),
+    }
+    if override.weight_multipliers:
+        payload["weight_multipliers"] = dict(override.weight_multipliers)
+    return payload
