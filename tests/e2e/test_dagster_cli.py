@@ -18,7 +18,7 @@ from trading_core.config import load_config
 REPO = Path(__file__).resolve().parents[2]
 PARTITION = "2026-10-31"
 DAY = ("coin_universe,liquidity_ranking,ohlcv,trained_models,walk_forward_metrics,best_models,"
-       "brain_library_push")  # fmt: skip
+       "shadow_evaluation,brain_library_push")  # fmt: skip
 SMALL = {
     "ENGINE__ENGINE__ACTIVE_COINS": "2",
     "ENGINE__ENGINE__TIMEFRAMES": "[1h]",
