@@ -8,10 +8,11 @@ import numpy as np
 import polars as pl
 
 from engine_assets.assets.universe import partition_end
-from engine_assets.partitions import daily_partitions
-from engine_assets.resources import BrainLibraryResource, EngineConfigResource
+from engine_assets.partitions import daily_partitions, partition_days
+from engine_assets.resources import BrainLibraryResource, EngineConfigResource, MarketDataResource
 from trading_core.features import FEATURE_COLUMNS, compute_features, warmup_bars
 from trading_core.market.parquet_store import ParquetStore
+from trading_core.market.universe_store import load_universe_snapshot
 from trading_core.training.universe import active_symbols
 from trading_core.validation.leakage import feature_causality_problems
 
@@ -24,9 +25,18 @@ CAUSALITY_CUTS = 3
     partitions_def=daily_partitions,
     description="The universe snapshot has pairs with volume and spread.",
 )
-def coin_universe_not_empty(coin_universe: pl.DataFrame) -> dg.AssetCheckResult:
-    usable = coin_universe.filter(pl.col("daily_volume_usd") > 0).height
-    return dg.AssetCheckResult(passed=usable > 0, metadata={"pairs_with_volume": usable})
+def coin_universe_not_empty(
+    context: dg.AssetCheckExecutionContext, market: MarketDataResource
+) -> dg.AssetCheckResult:
+    usable: dict[str, int] = {}
+    for key in partition_days(context):
+        day = partition_end(key).date() - timedelta(days=1)
+        snapshot = load_universe_snapshot(market.store().root, day)
+        usable[key] = snapshot.filter(pl.col("daily_volume_usd") > 0).height
+    return dg.AssetCheckResult(
+        passed=all(n > 0 for n in usable.values()),
+        metadata={"pairs_with_volume": dg.MetadataValue.json(usable)},
+    )
 
 
 def _sample_bars(
@@ -35,7 +45,7 @@ def _sample_bars(
     brain: BrainLibraryResource,
 ) -> tuple[str, pl.DataFrame]:
     config = engine_config.load()
-    as_of = partition_end(context.partition_key)
+    as_of = partition_end(partition_days(context)[-1])
     ranking = brain.open().load_ranking(as_of.date() - timedelta(days=1))
     symbol = active_symbols(ranking, 1, quote=config.engine.quote)[0]
     store = ParquetStore(Path(config.data.store_path))

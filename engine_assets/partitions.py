@@ -21,3 +21,9 @@ coin_partitions = dg.DynamicPartitionsDefinition(name="coins")
 
 # Backfills of a date range run as a single run per asset (each day is cheap to launch once).
 single_run_backfill = dg.BackfillPolicy.single_run()
+
+
+def partition_days(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[str]:
+    """The daily partitions of this run: one normally, every day of the range in a single-run
+    backfill (``BackfillPolicy.single_run``). Assets process them in order."""
+    return list(context.partition_keys)

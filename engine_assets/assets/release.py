@@ -8,7 +8,7 @@ import dagster as dg
 
 from engine_assets.assets.universe import partition_end
 from engine_assets.logging import bind_run
-from engine_assets.partitions import daily_partitions, single_run_backfill
+from engine_assets.partitions import daily_partitions, partition_days, single_run_backfill
 from engine_assets.resources import BrainLibraryResource, EngineConfigResource
 from trading_core.reporting import markdown_table
 from trading_core.training.orchestrate import candidates_of_day, push_release, select_best
@@ -32,8 +32,15 @@ def best_models(
     config = engine_config.load()
     bind_run(context, config)
     library = brain.open()
-    day = partition_end(context.partition_key).date() - timedelta(days=1)
-    selections = select_best(library, candidates_of_day(library, day), config)
+    selections = [
+        selection
+        for key in partition_days(context)
+        for selection in select_best(
+            library,
+            candidates_of_day(library, partition_end(key).date() - timedelta(days=1)),
+            config,
+        )
+    ]
     counts = Counter(s.stage.value for s in selections)
     rows = [
         {"key": s.key, "model": s.model, "stage": s.stage.value, "reason": s.reason}
@@ -88,10 +95,10 @@ def brain_library_push(
     if not config.training.model_versioning.daily_push_enabled:
         context.log.warning("daily_push_enabled is false: no release written")
         return dg.MaterializeResult(metadata={"release_id": None, "skipped": True})
-    day = partition_end(context.partition_key).date() - timedelta(days=1)
-    release = push_release(
-        brain.open(), day, note=f"daily push for partition {context.partition_key}"
-    )
+    release = None
+    for key in partition_days(context):
+        day = partition_end(key).date() - timedelta(days=1)
+        release = push_release(brain.open(), day, note=f"daily push for partition {key}")
     if release is None:
         context.log.warning("no production or shadow model yet: nothing to release")
         return dg.MaterializeResult(metadata={"release_id": None, "skipped": True})

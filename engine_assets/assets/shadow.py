@@ -12,7 +12,7 @@ import dagster as dg
 
 from engine_assets.assets.universe import partition_end
 from engine_assets.logging import bind_run
-from engine_assets.partitions import daily_partitions, single_run_backfill
+from engine_assets.partitions import daily_partitions, partition_days, single_run_backfill
 from engine_assets.resources import BrainLibraryResource, EngineConfigResource
 from trading_core.reporting import markdown_table
 from trading_core.shadow.evaluation import (
@@ -56,7 +56,7 @@ def shadow_evaluation(
     bind_run(context, config)
     library = brain.open()
     rollbacks = auto_rollback_production(
-        library, config, as_of=partition_end(context.partition_key)
+        library, config, as_of=partition_end(partition_days(context)[-1])
     )
     reviews = evaluate_shadow_models(library, config) if config.shadow_testing.enabled else []
     if not config.shadow_testing.enabled:

@@ -8,13 +8,14 @@ import dagster as dg
 
 from engine_assets.assets.universe import partition_end
 from engine_assets.logging import bind_run
-from engine_assets.partitions import daily_partitions, single_run_backfill
+from engine_assets.partitions import daily_partitions, partition_days, single_run_backfill
 from engine_assets.resources import BrainLibraryResource, DaskResource, EngineConfigResource
 from trading_core.reporting import equity_curves_png, markdown_table, sharpe_heatmap_png
 from trading_core.training.evaluate import KeyValidation
 from trading_core.training.orchestrate import (
     StepReport,
     candidates_of_day,
+    merge_reports,
     plan_jobs,
     record_validations,
     register_trained,
@@ -27,10 +28,6 @@ from trading_core.types import bars_per_year, timeframe_ms
 from trading_core.validation.leakage import purge_covers_horizon, split_leakage_problems
 
 LEAKAGE_CHECKS = ("no_train_test_overlap", "label_horizon_within_purge")
-
-
-def _day(context: dg.AssetExecutionContext) -> tuple[datetime, str]:
-    return partition_end(context.partition_key), context.partition_key
 
 
 def _png_md(png: bytes, alt: str) -> dg.MetadataValue:
@@ -56,29 +53,34 @@ def trained_models(
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     config = engine_config.load()
     bind_run(context, config)
-    as_of, day = _day(context)
     library = brain.open()
-    ranking = library.load_ranking(as_of.date() - timedelta(days=1))
-    symbols = active_symbols(ranking, config.engine.active_coins, quote=config.engine.quote)
+    reports, registered = [], 0
     with dask.client() as (client, plan):
-        jobs = plan_jobs(
-            symbols,
-            config,
-            as_of=as_of,
-            partition_date=day,
-            store_root=config.data.store_path,
-            device=plan.device,
-        )
-        report = train_all(client, jobs, config)
+        for key in partition_days(context):
+            as_of = partition_end(key)
+            ranking = library.load_ranking(as_of.date() - timedelta(days=1))
+            symbols = active_symbols(ranking, config.engine.active_coins, quote=config.engine.quote)
+            jobs = plan_jobs(
+                symbols,
+                config,
+                as_of=as_of,
+                partition_date=key,
+                store_root=config.data.store_path,
+                device=plan.device,
+            )
+            reports.append(train_all(client, jobs, config))
+            registered += len(
+                register_trained(
+                    library,
+                    list(reports[-1].results),
+                    partition_date=as_of.date() - timedelta(days=1),
+                    created_at=datetime.now(UTC).replace(microsecond=0),
+                )
+            )
+    report = merge_reports(reports)
     trained: list[KeyTraining] = list(report.results)
-    versions = register_trained(
-        library,
-        trained,
-        partition_date=as_of.date() - timedelta(days=1),
-        created_at=datetime.now(UTC).replace(microsecond=0),
-    )
     return dg.MaterializeResult(
-        metadata=_training_metadata(trained, report, plan.device, len(versions)),
+        metadata=_training_metadata(trained, report, plan.device, registered),
         check_results=[_failure_check("trained_models", report)],
     )
 
@@ -145,30 +147,17 @@ def walk_forward_metrics(
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     config = engine_config.load()
     bind_run(context, config)
-    as_of, day = _day(context)
     library = brain.open()
-    versions = candidates_of_day(library, as_of.date() - timedelta(days=1))
-    by_coin: dict[tuple[str, str], list[str]] = {}
-    for version in versions.values():
-        by_coin.setdefault((version.key.coin, version.key.timeframe), []).append(version.key.regime)
+    reports = []
     with dask.client() as (client, plan):
-        jobs = [
-            job
-            for (coin, tf), regimes in sorted(by_coin.items())
-            for job in plan_jobs(
-                [f"{coin}/{config.engine.quote}"],
-                config,
-                as_of=as_of,
-                partition_date=day,
-                store_root=config.data.store_path,
-                device=plan.device,
-                regimes=sorted(regimes),
-                timeframes=[tf],
-            )
-        ]
-        report = validate_all(client, jobs, config)
+        for key in partition_days(context):
+            as_of = partition_end(key)
+            versions = candidates_of_day(library, as_of.date() - timedelta(days=1))
+            jobs = _validation_jobs(versions, config, as_of=as_of, day=key, device=plan.device)
+            reports.append(validate_all(client, jobs, config))
+            record_validations(library, list(reports[-1].results), versions)
+    report = merge_reports(reports)
     validations: list[KeyValidation] = list(report.results)
-    record_validations(library, validations, versions)
     return dg.MaterializeResult(
         metadata=_validation_metadata(validations, report),
         check_results=[
@@ -176,6 +165,29 @@ def walk_forward_metrics(
             *_leakage_checks(validations, config),
         ],
     )
+
+
+def _validation_jobs(
+    versions: dict[str, Any], config: Any, *, as_of: datetime, day: str, device: Any
+) -> list[Any]:
+    """One job per coin x timeframe with the regimes that have a candidate that day."""
+    by_coin: dict[tuple[str, str], list[str]] = {}
+    for version in versions.values():
+        by_coin.setdefault((version.key.coin, version.key.timeframe), []).append(version.key.regime)
+    return [
+        job
+        for (coin, tf), regimes in sorted(by_coin.items())
+        for job in plan_jobs(
+            [f"{coin}/{config.engine.quote}"],
+            config,
+            as_of=as_of,
+            partition_date=day,
+            store_root=config.data.store_path,
+            device=device,
+            regimes=sorted(regimes),
+            timeframes=[tf],
+        )
+    ]
 
 
 def _validation_metadata(validations: list[KeyValidation], report: StepReport) -> dict[str, Any]:

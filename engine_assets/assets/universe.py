@@ -1,14 +1,21 @@
 """coin_universe -> liquidity_ranking: which coins the day trains and trades."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from engine_assets.logging import bind_run
-from engine_assets.partitions import coin_partitions, daily_partitions, single_run_backfill
+from engine_assets.partitions import (
+    coin_partitions,
+    daily_partitions,
+    partition_days,
+    single_run_backfill,
+)
 from engine_assets.resources import BrainLibraryResource, EngineConfigResource, MarketDataResource
 from trading_core.market.ranking import liquidity_ranking as rank_universe
+from trading_core.market.universe_store import load_universe_snapshot, save_universe_snapshot
 
 
 def partition_end(partition_key: str) -> datetime:
@@ -27,25 +34,28 @@ def partition_end(partition_key: str) -> datetime:
 )
 def coin_universe(
     context: dg.AssetExecutionContext, market: MarketDataResource
-) -> dg.Output[pl.DataFrame]:
+) -> dg.MaterializeResult:  # type: ignore[type-arg]
     bind_run(context, market.engine_config.load())
-    as_of = partition_end(context.partition_key)
-    snapshot = market.source().universe_snapshot(as_of)
-    median_volume = float(snapshot.select(pl.col("daily_volume_usd").median()).item() or 0.0)
-    context.log.info(f"universe snapshot as of {as_of.isoformat()}: {snapshot.height} pairs")
-    return dg.Output(
-        snapshot,
-        metadata={
+    source, root = market.source(), market.store().root
+    metadata: dict[str, Any] = {}
+    for key in partition_days(context):
+        as_of = partition_end(key)
+        snapshot = source.universe_snapshot(as_of)
+        save_universe_snapshot(root, as_of.date() - timedelta(days=1), snapshot)
+        median = float(snapshot.select(pl.col("daily_volume_usd").median()).item() or 0.0)
+        context.log.info(f"universe snapshot as of {as_of.isoformat()}: {snapshot.height} pairs")
+        metadata = {
             "pairs": snapshot.height,
             "as_of": as_of.isoformat(),
-            "median_daily_volume_usd": median_volume,
-        },
-    )
+            "median_daily_volume_usd": median,
+        }
+    return dg.MaterializeResult(metadata={**metadata, "days": len(partition_days(context))})
 
 
 @dg.asset(
     partitions_def=daily_partitions,
     backfill_policy=single_run_backfill,
+    deps=["coin_universe"],
     group_name="selection",
     kinds={"polars", "sql"},
     description="Coins ranked by the configured ranking_method after the coin_selection filters; "
@@ -53,19 +63,27 @@ def coin_universe(
 )
 def liquidity_ranking(
     context: dg.AssetExecutionContext,
-    coin_universe: pl.DataFrame,
     engine_config: EngineConfigResource,
     brain: BrainLibraryResource,
+    market: MarketDataResource,
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     config = engine_config.load()
     bind_run(context, config)
-    ranking = rank_universe(coin_universe, config.coin_selection, quote=config.engine.quote)
-    as_of = partition_end(context.partition_key).date() - timedelta(days=1)
-    brain.open().save_ranking(as_of, ranking.ranked, selected_top=config.engine.active_coins)
-    coins = [s.split("/")[0] for s in ranking.ranked["symbol"].to_list()]
-    new_coins = [c for c in coins if not context.instance.has_dynamic_partition("coins", c)]
-    if new_coins:
-        context.instance.add_dynamic_partitions(coin_partitions.name, new_coins)
+    new_coins: list[str] = []
+    for key in partition_days(context):
+        day = partition_end(key).date() - timedelta(days=1)
+        snapshot = load_universe_snapshot(market.store().root, day)
+        ranking = rank_universe(snapshot, config.coin_selection, quote=config.engine.quote)
+        brain.open().save_ranking(day, ranking.ranked, selected_top=config.engine.active_coins)
+        coins = [s.split("/")[0] for s in ranking.ranked["symbol"].to_list()]
+        fresh = [
+            c
+            for c in coins
+            if c not in new_coins and not context.instance.has_dynamic_partition("coins", c)
+        ]
+        if fresh:
+            context.instance.add_dynamic_partitions(coin_partitions.name, fresh)
+            new_coins.extend(fresh)
     active = ranking.top(config.engine.active_coins)
     return dg.MaterializeResult(
         metadata={

@@ -45,6 +45,16 @@ class StepReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def merge_reports(reports: Sequence[StepReport]) -> StepReport:
+    """One report for several days of a single-run backfill."""
+    return StepReport(
+        results=tuple(r for report in reports for r in report.results),
+        failures=tuple(f for report in reports for f in report.failures),
+        wall_s=sum(report.wall_s for report in reports),
+        task_s=tuple(t for report in reports for t in report.task_s),
+    )
+
+
 def plan_jobs(
     symbols: Sequence[str],
     config: EngineConfig,
