@@ -2,11 +2,11 @@
 Dask LocalCluster with worker processes, the real code location)."""
 
 import json
-from datetime import date
 import os
 import shutil
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest

@@ -32,7 +32,9 @@ def market(draw: st.DrawFn) -> dict[str, npt.NDArray[np.generic]]:
         "regimes": draw(arrays(np.int64, n_bars, elements=st.integers(0, 3))),
         "outcome": draw(arrays(np.float64, n_bars, elements=st.sampled_from([-1.0, 0.0, 1.0]))),
         "enabled": draw(arrays(np.bool_, (4, n_engines))),
-        "multipliers": draw(arrays(np.float64, (4, n_engines), elements=st.floats(0.0, 2.0, allow_subnormal=False))),
+        "multipliers": draw(
+            arrays(np.float64, (4, n_engines), elements=st.floats(0.0, 2.0, allow_subnormal=False))
+        ),
     }
 
 
@@ -127,7 +129,9 @@ def test_disabled_engine_never_changes_the_decision(
         "signals": data.draw(arrays(np.float64, n_bars, elements=signed)),
         "confidences": data.draw(arrays(np.float64, n_bars, elements=unit)),
         "enabled": np.zeros(4, dtype=bool),
-        "multipliers": data.draw(arrays(np.float64, 4, elements=st.floats(0.0, 2.0, allow_subnormal=False))),
+        "multipliers": data.draw(
+            arrays(np.float64, 4, elements=st.floats(0.0, 2.0, allow_subnormal=False))
+        ),
     }
     with_stranger = _consensus(_with_column(m, stranger))
     _assert_same_decision(_consensus(m), with_stranger, m["regimes"])

@@ -1,5 +1,6 @@
-"""Daily universe snapshots kept beside the candle store (``{root}/_universe/{YYYY-MM-DD}.parquet``),
-so the ranking of any day can be recomputed from what the venue looked like that day."""
+"""Daily universe snapshots kept beside the candle store
+(``{root}/_universe/{YYYY-MM-DD}.parquet``), so the ranking of any day can be recomputed from
+what the venue looked like that day."""
 
 from datetime import date
 from pathlib import Path
@@ -29,6 +30,7 @@ def load_universe_snapshot(root: Path, day: date) -> pl.DataFrame:
     path = universe_path(root, day)
     if not path.is_file():
         raise DataSourceError(
-            f"no universe snapshot for {day} at {path}; materialize coin_universe for that day first"
+            f"no universe snapshot for {day} at {path}; "
+            "materialize coin_universe for that day first"
         )
     return pl.read_parquet(path)
