@@ -24,7 +24,7 @@ SMALL = {
     "ENGINE__ENGINE__TIMEFRAMES": "[1h]",
     "ENGINE__DATA__HISTORY_DAYS": "150",
     "ENGINE__DATA__SYNTHETIC__N_COINS": "60",
-    "ENGINE__TRAINING__DISTRIBUTED__NUM_WORKERS": "2",
+    "ENGINE__TRAINING__DISTRIBUTED__NUM_WORKERS": "1",
     "ENGINE__TRAINING__MODEL__N_ESTIMATORS": "30",
     "ENGINE__VALIDATION__WALK_FORWARD__MIN_TEST_TRADES": "1",
     "ENGINE__VALIDATION__WALK_FORWARD__MAX_WINDOWS": "4",
@@ -54,9 +54,6 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 @pytest.mark.slow
 def test_readme_materialize_commands_work_from_fresh_dagster_home(cli_env: dict[str, str]) -> None:
     base = ["asset", "materialize", "-m", "engine_assets.definitions"]
-    ranking = _dagster([*base, "--select", "coin_universe,liquidity_ranking",
-                        "--partition", PARTITION], cli_env)  # fmt: skip
-    assert ranking.returncode == 0, ranking.stderr[-3000:]
     day = _dagster([*base, "--select", DAY, "--partition", PARTITION], cli_env)
     assert day.returncode == 0, day.stderr[-3000:]
     assert "RUN_SUCCESS" in day.stderr + day.stdout
