@@ -14,18 +14,28 @@ when bar ``t`` closes its outcome, which is exactly the rule of
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from hamilton_exec.forecast import ReleaseForests, newest_forecasts
 from hamilton_exec.models import CoinModels
+from hamilton_exec.newest import NewestBars
 from trading_core.backtest import bar_inputs_at
-from trading_core.backtest.walk import EngineVotes
-from trading_core.consensus import ConsensusParams, ReliabilityTracker
+from trading_core.backtest.walk import ATR_PCT_COLUMN, SPREAD_COLUMN, VOLATILITY_COLUMN, EngineVotes
+from trading_core.consensus import (
+    ConsensusParams,
+    ConsensusResult,
+    ReliabilityTracker,
+    combine_votes,
+    consensus_expected_return_bps,
+)
 from trading_core.consensus import engine_votes as vote_records
-from trading_core.costs import BookTop, CostParams
+from trading_core.costs import BookTop, CostParams, resolve_spread_bps_array
 from trading_core.decision import (
     BarInputs,
     Decision,
@@ -35,13 +45,15 @@ from trading_core.decision import (
     decision_event,
 )
 from trading_core.engines import ENGINE_NAMES
-from trading_core.events import DecisionEvent
+from trading_core.events import DecisionEvent, EngineVote
 from trading_core.regime import RegimeGates
 from trading_core.risk import RiskState
 from trading_core.serving import decision_inputs, engine_votes, ml_vote
 from trading_core.training.dataset import CoinFrame
+from trading_core.types import REGIMES, timeframe_ms
 
 FloatArray = npt.NDArray[np.float64]
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -201,3 +213,176 @@ def _bar_inputs(
         invalid_reason=reason,
         edge_source="ml_brain" if math.isfinite(float(forecast[0])) else "consensus",
     )
+
+
+# --- the batched path: every fresh coin of a tick at once, then decide_bar coin by coin ------
+
+
+@dataclass(frozen=True)
+class PreparedDecision:
+    """One coin's bar ready for ``decide_bar``: what :func:`decide_coin` builds before it."""
+
+    inputs: BarInputs
+    signals: FloatArray
+    weights: FloatArray
+    forecast_bps: float
+    model_version: str | None
+
+
+def prepare_decisions(
+    batch: NewestBars,
+    models: Sequence[CoinModels],
+    memories: Sequence[CoinMemory],
+    context: DecisionContext,
+    gates: RegimeGates,
+    *,
+    invalid_reasons: Sequence[str],
+    forests: ReleaseForests | None = None,
+) -> list[PreparedDecision]:
+    """:func:`decide_coin` up to ``decide_bar`` for every row of ``batch`` at once (the same
+    numbers, bit for bit), advancing each row's memory. The consensus is one
+    ``combine_votes`` call: each coin's correlation divisors and the soft gates are folded
+    into its reliability row (``rel * multiplier / divisor``, the very product ``combine_votes``
+    forms) and neutral tables are passed, so one call serves coins with different tables.
+    """
+    n = len(batch)
+    if not len(models) == len(memories) == len(invalid_reasons) == n:
+        raise ValueError(f"{n} rows need as many models, memories and invalid reasons")
+    if n == 0:
+        return []
+    forecasts = newest_forecasts(batch, models, forests)
+    ml_signal, ml_confidence = ml_vote(forecasts, context.ml_scale_bps)
+    signals = np.column_stack([batch.rule_signals, ml_signal])
+    confidences = np.column_stack([batch.rule_confidences, ml_confidence])
+    enabled = np.vstack([gates.enabled_mask(r) for r in REGIMES])
+    multipliers = np.vstack([gates.weight_multipliers(r) for r in REGIMES])
+    codes = batch.regimes.astype(np.int64)
+    reliability = _advance_memories(memories, signals, codes, batch.column("close"))
+    divisors = np.stack([m.tables.cluster_divisors[c] for m, c in zip(models, codes, strict=True)])
+    result = combine_votes(
+        signals,
+        confidences,
+        batch.regimes,
+        reliability * multipliers[codes] / divisors,
+        enabled=enabled,
+        weight_multipliers=np.ones_like(multipliers),
+        cluster_divisors=np.ones_like(multipliers),
+        params=context.params,
+    )
+    votes = _vote_rows(signals, confidences, result.weights, enabled[codes])
+    bars = _bar_inputs_rows(batch, models, result, votes, forecasts, context, invalid_reasons)
+    return [
+        PreparedDecision(
+            inputs=bar,
+            signals=signals[i],
+            weights=np.asarray(result.weights[i]),
+            forecast_bps=float(forecasts[i]),
+            model_version=models[i].version_for(int(codes[i])),
+        )
+        for i, bar in enumerate(bars)
+    ]
+
+
+def _vote_rows(
+    signals: FloatArray,
+    confidences: FloatArray,
+    weights: FloatArray,
+    enabled: npt.NDArray[np.bool_],
+) -> list[tuple[EngineVote, ...]]:
+    """``consensus.engine_votes`` of every row (the same records: ``tolist`` gives the very
+    floats ``float()`` gives, without a conversion per element)."""
+    if signals.shape[1] != len(ENGINE_NAMES):
+        raise ValueError(f"{signals.shape[1]} vote columns for {len(ENGINE_NAMES)} engines")
+    rows = zip(
+        signals.tolist(), confidences.tolist(), weights.tolist(), enabled.tolist(), strict=True
+    )
+    return [tuple(map(EngineVote, ENGINE_NAMES, s, c, w, g)) for s, c, w, g in rows]
+
+
+def _advance_memories(
+    memories: Sequence[CoinMemory],
+    signals: FloatArray,
+    codes: npt.NDArray[np.int64],
+    close: FloatArray,
+) -> FloatArray:
+    """Each coin's reliability row for this bar, advancing its memory as decide_coin does."""
+    reliability = np.empty(signals.shape)
+    for i, memory in enumerate(memories):
+        memory.close_outcomes(float(close[i]))
+        reliability[i] = memory.reliability(int(codes[i]))[0]
+        memory.remember(signals[i], int(codes[i]), float(close[i]))
+    return reliability
+
+
+def _bar_inputs_rows(
+    batch: NewestBars,
+    models: Sequence[CoinModels],
+    result: ConsensusResult,
+    votes: Sequence[tuple[EngineVote, ...]],
+    forecasts: FloatArray,
+    context: DecisionContext,
+    invalid_reasons: Sequence[str],
+) -> list[BarInputs]:
+    """``decision_inputs`` + ``bar_inputs_at`` + ``_bar_inputs`` of every row."""
+    n, codes = len(batch), batch.regimes.astype(np.int64)
+    volatility_bps = batch.column(VOLATILITY_COLUMN) * 1e4
+    ic = np.array([m.tables.ic_by_regime[c] for m, c in zip(models, codes, strict=True)])
+    expected = consensus_expected_return_bps(result.score, volatility_bps, context.horizon_bars, ic)
+    expected = np.nan_to_num(np.where(np.isfinite(forecasts), forecasts, expected))
+    close = batch.column("close")
+    atr = batch.column(ATR_PCT_COLUMN) * close
+    spread = resolve_spread_bps_array(context.cost_params, batch.column(SPREAD_COLUMN), n)
+    half_spread = np.nan_to_num(spread) / 2.0
+    known = np.isfinite(atr) & np.isfinite(volatility_bps) & batch.warm
+    atr, volatility_bps = np.nan_to_num(atr), np.nan_to_num(volatility_bps)
+    bar_ms = timeframe_ms(context.decision_config.timeframe)
+    volume = batch.column("volume")
+    rows = []
+    for i in range(n):
+        opened_ms = int(batch.timestamps_ms[i])
+        invalid = invalid_reasons[i]
+        rows.append(
+            BarInputs(
+                timestamp=_EPOCH + timedelta(milliseconds=opened_ms),
+                decided_at=_EPOCH + timedelta(milliseconds=opened_ms + bar_ms),
+                symbol=batch.symbols[i],
+                regime=REGIMES[int(codes[i])],
+                consensus=consensus_row(result, i, votes[i]),
+                expected_return_bps=float(expected[i]),
+                price=float(close[i]),
+                atr=float(atr[i]),
+                volatility_bps=float(volatility_bps[i]),
+                bar_volume=float(volume[i]),
+                candle_spread_bps=2.0 * float(half_spread[i]),
+                data_valid=bool(known[i]) and not invalid,
+                invalid_reason=invalid or ("" if known[i] else "warming_up"),
+                edge_source="ml_brain" if math.isfinite(float(forecasts[i])) else "consensus",
+            )
+        )
+    return rows
+
+
+def decide_prepared(
+    prepared: PreparedDecision,
+    state: RiskState,
+    context: DecisionContext,
+    *,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[CoinDecision, RiskState]:
+    """``decide_bar`` and the DecisionEvent of a prepared bar (the end of :func:`decide_coin`)."""
+    decision, state = decide_bar(prepared.inputs, state, config=context.decision_config)
+    meta = {"model_version": prepared.model_version, **(metadata or {})}
+    if math.isfinite(prepared.forecast_bps):
+        meta["ml_forecast_bps"] = prepared.forecast_bps
+    event = decision_event(
+        decision, prepared.inputs, risk_preset=context.risk_preset, metadata=meta
+    )
+    outcome = CoinDecision(
+        decision=decision,
+        inputs=prepared.inputs,
+        event=event,
+        signals=prepared.signals,
+        weights=prepared.weights,
+        forecast_bps=prepared.forecast_bps,
+    )
+    return outcome, state

@@ -20,12 +20,25 @@ from typing import Any
 import polars as pl
 
 from hamilton_exec.brokers import OrderReport, PaperBroker, order_request
-from hamilton_exec.decision import CoinDecision, CoinMemory, DecisionContext, decide_coin
+from hamilton_exec.decision import (
+    CoinDecision,
+    CoinMemory,
+    DecisionContext,
+    decide_prepared,
+    prepare_decisions,
+)
 from hamilton_exec.event_store import EventSink
+from hamilton_exec.forecast import ReleaseForests
 from hamilton_exec.ledger import TradeLedger
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import ServedRelease
-from hamilton_exec.prepare import prepare_newest_bars
+from hamilton_exec.newest import NewestBarPreparer, NewestBars
+from hamilton_exec.prepare import (
+    FEATURE_BARS,
+    history_bars_needed,
+    prepare_newest_bars,
+    regime_frame_bars,
+)
 from hamilton_exec.settings import HamiltonSettings
 from hamilton_exec.shadow import ShadowTrader
 from hamilton_exec.window import Candle, CoinWindow
@@ -133,12 +146,25 @@ class HamiltonEngine:
         self.release: ServedRelease | None = None
         self.last_open_ms: dict[str, int] = {}
         self.ticks = 0
+        detection = config.regime_gates.detection
+        self.preparer = NewestBarPreparer(
+            timeframe=settings.timeframe,
+            detection=detection,
+            feature_bars=FEATURE_BARS,
+            regime_frame_bars=regime_frame_bars(detection),
+            warm_from=history_bars_needed(detection) - 1,
+            ml_scale_bps=self.context.ml_scale_bps,
+        )
+        self.use_reference_path = False  # the polars path (benchmarks' peer, parity checks)
+        self.forests: ReleaseForests | None = None
+        self._metric_children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
     # --- release ------------------------------------------------------------------------
 
     def swap_release(self, served: ServedRelease) -> None:
         """Serve ``served`` from the next tick on (one reference assignment: atomic)."""
         previous = self.release
+        self.forests = ReleaseForests.build(served)  # before the release: a tick reads both
         self.release = served
         age_s = (datetime.now(UTC) - served.release.created_at).total_seconds()
         self.metrics.set_release(served.id, max(age_s, 0.0), previous.id if previous else None)
@@ -208,51 +234,65 @@ class HamiltonEngine:
         if not fresh:
             return
         prepared_at = time.perf_counter()
-        batch = prepare_newest_bars(
-            [self.windows[s] for s in fresh],
-            timeframe=self.settings.timeframe,
-            detection=self.config.regime_gates.detection,
-            btc_window=self.btc_window,
-            funding=self.funding,
-            ml_scale_bps=self.context.ml_scale_bps,
-        )
+        batch = self.prepare_newest([self.windows[s] for s in fresh])
         self.metrics.latency.labels("hamilton", "prepare_batch").observe(
             (time.perf_counter() - prepared_at) * 1e3
         )
         gates = release.gates if release else self.base_gates
+        metadata = self._metadata(release, tick)
+        invalid = [self._stale_reason(symbol, tick) for symbol in fresh]
         for i, symbol in enumerate(fresh):
+            if release is not None and release.challengers(symbol.split("/")[0]):
+                # before the production decision: a pair starting now copies the coin's
+                # memory as the production decision found it
+                report.shadow_events += self.shadow.step(
+                    symbol, batch.coin_frame(i), batch.ml_input(i), release,
+                    self.memories[symbol], gates, invalid_reason=invalid[i], metadata=metadata,
+                )  # fmt: skip
+        prepared = prepare_decisions(
+            batch,
+            [(release.coin(s.split("/")[0]) if release else None) or _no_models() for s in fresh],
+            [self.memories[s] for s in fresh],
+            self.context,
+            gates,
+            invalid_reasons=invalid,
+            forests=self._forests_for(release),
+        )
+        for bar in prepared:
             started = time.perf_counter()
-            coin = symbol.split("/")[0]
-            models = release.coin(coin) if release else None
-            invalid = self._stale_reason(symbol, tick)
-            # before the production decision: a pair starting now copies the coin's memory
-            # as the production decision found it
-            report.shadow_events += self.shadow.step(
-                symbol, batch.frames[i], batch.ml_input(i), release, self.memories[symbol],
-                gates, invalid_reason=invalid, metadata=self._metadata(release, tick),
-            )  # fmt: skip
-            outcome, self.state = decide_coin(
-                batch.frames[i],
-                batch.ml_input(i),
-                models or _no_models(),
-                self.memories[symbol],
-                self.state,
-                self.context,
-                gates,
-                invalid_reason=invalid,
-                metadata=self._metadata(release, tick),
-            )
+            outcome, self.state = decide_prepared(bar, self.state, self.context, metadata=metadata)
             self._record(outcome, tick, report)
-            self.metrics.latency.labels("hamilton", "decide_coin").observe(
+            self._child(self.metrics.latency, "hamilton", "decide_coin").observe(
                 (time.perf_counter() - started) * 1e3
             )
+
+    def _forests_for(self, release: ServedRelease | None) -> ReleaseForests | None:
+        forests = self.forests  # the sensor may swap both meanwhile: read once, then match
+        if release is None or forests is None or forests.release_id != release.id:
+            return None
+        return forests
+
+    def prepare_newest(self, windows: list[CoinWindow]) -> NewestBars:
+        """The newest bars of ``windows``: the fast path, or the polars reference path when
+        ``use_reference_path`` is set or the windows are too short for the fast path."""
+        detection = self.config.regime_gates.detection
+        if self.use_reference_path or self.settings.history_bars < history_bars_needed(detection):
+            return prepare_newest_bars(
+                windows,
+                timeframe=self.settings.timeframe,
+                detection=detection,
+                btc_window=self.btc_window,
+                funding=self.funding,
+                ml_scale_bps=self.context.ml_scale_bps,
+            ).as_newest()
+        return self.preparer.prepare(windows, btc_window=self.btc_window, funding=self.funding)
 
     def _stale_reason(self, symbol: str, tick: Tick) -> str:
         last = self.windows[symbol].last_open_ms
         if last is None:
             return "no_data"
         age_s = (tick.now - utc_ms(last + self.settings.bar_ms)).total_seconds()
-        self.metrics.staleness.labels(symbol).set(max(age_s, 0.0))
+        self._child(self.metrics.staleness, symbol).set(max(age_s, 0.0))
         limit_s = self.settings.max_staleness_bars * self.settings.bar_ms / 1000
         return "stale_data" if age_s > limit_s else ""
 
@@ -310,8 +350,8 @@ class HamiltonEngine:
         self.sink.add_event(event, release_id=release_id, shadow=self._shadow)
         self._count(decision, event)
         regime = event.regime
-        self.metrics.confidence.labels(regime).observe(outcome.inputs.consensus.confidence)
-        self.metrics.spread.labels(self.metrics.venue, decision.symbol).set(
+        self._child(self.metrics.confidence, regime).observe(outcome.inputs.consensus.confidence)
+        self._child(self.metrics.spread, self.metrics.venue, decision.symbol).set(
             decision.costs.spread_bps
             if decision.costs.spread_bps == decision.costs.spread_bps
             else 0.0
@@ -327,8 +367,17 @@ class HamiltonEngine:
         if submitted.fill is not None:
             self._apply_fill(submitted)
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: a lookup per coin per bar adds up at 400 coins
+        (prometheus_client keeps one child per label set, so the cached one is the same)."""
+        key = (id(metric), labels)
+        child = self._metric_children.get(key)
+        if child is None:
+            child = self._metric_children[key] = metric.labels(*labels)
+        return child
+
     def _count(self, decision: Decision, event: DecisionEvent) -> None:
-        self.metrics.decisions.labels(event.action, event.regime).inc()
+        self._child(self.metrics.decisions, event.action, event.regime).inc()
         if decision.denial is not None:
             self.metrics.denials.labels(decision.denial.value).inc()
 

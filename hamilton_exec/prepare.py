@@ -1,4 +1,8 @@
-"""The newest bar of every active coin, prepared in one batched pass.
+"""The newest bar of every active coin, prepared in one batched pass with polars: the reference.
+
+Hamilton's hot path is :mod:`hamilton_exec.newest` (numpy across coins, no polars), which must
+give what this path gives; this one stays as the reference for parity tests and benchmarks, and
+serves when the windows are too short for the fast path's regime memories.
 
 ``prepare_coin_frame`` (what training and the walk-forward use) computes every bar of a coin's
 history; Hamilton needs only the newest bar of each coin, so it runs the same trading_core
@@ -25,13 +29,14 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
+from hamilton_exec.newest import NewestBars
 from hamilton_exec.window import COIN_COLUMN, CoinWindow, long_frame
 from trading_core.config.models import RegimeDetectionSection
 from trading_core.engines import ML_INPUT_COLUMNS, SIGNAL_COLUMNS, EngineContext, ml_input_frame
 from trading_core.engines.learned import ML_WARMUP_BARS
 from trading_core.engines.rules import RULE_INPUT_COLUMNS, rule_signal_arrays
-from trading_core.features import compute_features, warmup_bars
-from trading_core.market.schema import TIMESTAMP
+from trading_core.features import FEATURE_COLUMNS, compute_features, warmup_bars
+from trading_core.market.schema import OHLCV_COLUMNS, TIMESTAMP
 from trading_core.regime import detect_regimes
 from trading_core.regime.detector import regime_warmup_bars
 from trading_core.training.dataset import CoinFrame
@@ -40,6 +45,11 @@ from trading_core.training.predictor import REGIME_COLUMN
 FloatArray = npt.NDArray[np.float64]
 ENGINE_TAIL_BARS: Final = 32  # > the 24-bar BTC return and the 8-bar funding mean
 FEATURE_BARS: Final = warmup_bars() + 1
+
+
+def regime_frame_bars(detection: RegimeDetectionSection) -> int:
+    """Bars of each coin's frame the regime of its newest bar is computed on."""
+    return regime_warmup_bars(detection) + 1
 
 
 def history_bars_needed(detection: RegimeDetectionSection) -> int:
@@ -56,6 +66,30 @@ class PreparedBatch:
 
     def ml_input(self, index: int) -> pl.DataFrame:
         return self.ml_inputs.slice(index, 1)
+
+    def as_newest(self) -> NewestBars:
+        """The same bars as the arrays of the fast path (:class:`NewestBars`)."""
+        if not self.frames:
+            raise ValueError("an empty batch has no newest bars")
+        bars = pl.concat([f.bars for f in self.frames])
+        return NewestBars(
+            symbols=tuple(f.symbol for f in self.frames),
+            timeframe=self.frames[0].timeframe,
+            timestamps_ms=np.concatenate([f.timestamps_ms for f in self.frames]),
+            ohlcv=bars.select(OHLCV_COLUMNS[1:]).to_numpy().astype(np.float64),
+            features=_float_matrix(bars, FEATURE_COLUMNS),
+            rule_signals=np.vstack([f.rule_signals for f in self.frames]),
+            rule_confidences=np.vstack([f.rule_confidences for f in self.frames]),
+            regimes=np.concatenate([f.regimes for f in self.frames]).astype(np.int8),
+            warm=np.concatenate([f.warm for f in self.frames]),
+        )
+
+
+def _float_matrix(frame: pl.DataFrame, columns: Sequence[str]) -> FloatArray:
+    matrix: FloatArray = np.ascontiguousarray(
+        frame.select(pl.col(list(columns)).cast(pl.Float64).fill_null(np.nan)).to_numpy()
+    )
+    return matrix
 
 
 def prepare_newest_bars(
@@ -132,7 +166,7 @@ def _features(windows: Sequence[CoinWindow]) -> tuple[pl.DataFrame, npt.NDArray[
 def _newest_regimes(
     windows: Sequence[CoinWindow], detection: RegimeDetectionSection
 ) -> npt.NDArray[np.int8]:
-    frame, _ = long_frame(windows, regime_warmup_bars(detection) + 1)
+    frame, _ = long_frame(windows, regime_frame_bars(detection))
     codes = detect_regimes(frame, detection, by=COIN_COLUMN)
     return np.ascontiguousarray(codes[_block_ends(frame)], dtype=np.int8)
 

@@ -4,7 +4,7 @@
 :mod:`trading_core.features.core` over a whole history; a live service needs them at one bar per
 coin, and polars' fixed cost per call dominates on a few hundred bars. Here the same definitions
 are evaluated at the last column of ``(n_coins, n_bars)`` arrays, one vectorised numpy step per
-feature across all coins:
+feature across all coins (the intermediates live in :mod:`trading_core.features.lastbar_windows`):
 
 * trailing rolling statistics (means, sums, standard deviations, extrema, the weighted time
   correlation) are reductions over the last ``w`` columns;
@@ -24,7 +24,6 @@ along a C-contiguous row), so a coin's values do not depend on which other coins
 batch. References are those of :mod:`trading_core.features.core`.
 """
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Final
@@ -34,50 +33,24 @@ import numpy.typing as npt
 
 from trading_core.errors import DataValidationError
 from trading_core.features.core import (
-    ATR_BARS,
     FEATURE_COLUMNS,
     FEATURE_WARMUP_BARS,
     RIBBON_SPANS,
     RSI_BARS,
     SPREAD_WINDOW_BARS,
 )
+from trading_core.features.lastbar_windows import (
+    SQUEEZE_BARS,
+    NewestWindows,
+    macd_signal_weights,
+    safe_div,
+    std_about_last,
+)
 
 FloatArray = npt.NDArray[np.float64]
 BAR_FIELDS: Final[tuple[str, ...]] = ("open", "high", "low", "close", "volume")
 FEATURE_INDEX: Final[dict[str, int]] = {name: j for j, name in enumerate(FEATURE_COLUMNS)}
-_SQUEEZE_BARS: Final = 6
 _CS_K: Final = 3.0 - 2.0 * math.sqrt(2.0)
-
-
-def _span_alpha(span: int) -> float:
-    return 2.0 / (span + 1.0)
-
-
-@functools.cache
-def ewm_weights(alpha: float, length: int) -> FloatArray:
-    """Normalised weights of an adjusted EWM over ``length`` values, oldest first."""
-    powers = (1.0 - alpha) ** np.arange(length - 1, -1, -1, dtype=np.float64)
-    weights: FloatArray = powers / powers.sum()
-    weights.flags.writeable = False
-    return weights
-
-
-def _ewm_matrix(alpha: float, length: int) -> FloatArray:
-    """Row ``p``: the weights giving the adjusted EWM at position ``p`` (zeros after ``p``)."""
-    lag = np.arange(length)[:, None] - np.arange(length)[None, :]
-    powers = np.where(lag >= 0, (1.0 - alpha) ** np.maximum(lag, 0), 0.0)
-    matrix: FloatArray = powers / powers.sum(axis=1, keepdims=True)
-    return matrix
-
-
-@functools.cache
-def macd_signal_weights(length: int) -> FloatArray:
-    """Weights ``k`` with ``signal = close @ k``: the span-9 EMA of EMA12 - EMA26 at the last of
-    ``length`` closes (every EMA adjusted and started at the first bar, as polars runs them)."""
-    macd = _ewm_matrix(_span_alpha(12), length) - _ewm_matrix(_span_alpha(26), length)
-    weights: FloatArray = ewm_weights(_span_alpha(9), length) @ macd
-    weights.flags.writeable = False
-    return weights
 
 
 def validate_bar_arrays(bars: FloatArray) -> None:
@@ -111,7 +84,7 @@ def newest_bar_features(bars: FloatArray) -> FloatArray:
     """
     array = np.asarray(bars, dtype=np.float64)
     validate_bar_arrays(array)
-    newest = _Newest(*(np.ascontiguousarray(array[k]) for k in range(len(BAR_FIELDS))))
+    newest = NewestWindows(*(np.ascontiguousarray(array[k]) for k in range(len(BAR_FIELDS))))
     position = array.shape[2] - 1
     out = np.full((array.shape[1], len(FEATURE_COLUMNS)), np.nan)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -121,126 +94,13 @@ def newest_bar_features(bars: FloatArray) -> FloatArray:
     return out
 
 
-def _safe_div(num: FloatArray, den: FloatArray, default: float = 0.0) -> FloatArray:
-    """``core._safe_div``: num / den where den > 0 (polars orders NaN above 0), else default."""
-    result: FloatArray = np.where((den > 0.0) | np.isnan(den), num / den, default)
-    return result
-
-
-def _windows(x: FloatArray, width: int, count: int) -> FloatArray:
-    """The trailing ``width``-bar windows ending at each of the last ``count`` columns,
-    (n, count, width) and C-contiguous (so each reduction runs along a contiguous row)."""
-    tail = x[:, x.shape[1] - width - count + 1 :]
-    view = np.lib.stride_tricks.sliding_window_view(tail, width, axis=1)
-    return np.ascontiguousarray(view)
-
-
-class _Newest:
-    """Intermediates of the newest bar, each computed once on first use."""
-
-    def __init__(
-        self, open_: FloatArray, high: FloatArray, low: FloatArray, close: FloatArray, volume: FloatArray
-    ) -> None:
-        self.o, self.h, self.l, self.c, self.v = open_, high, low, close, volume
-        self.m = close.shape[1]
-        self._cache: dict[str, FloatArray] = {}
-
-    def cached(self, key: str, build: Callable[[], FloatArray]) -> FloatArray:
-        if key not in self._cache:
-            self._cache[key] = build()
-        return self._cache[key]
-
-    # --- series over the window ----------------------------------------------------------
-
-    @property
-    def log_close(self) -> FloatArray:
-        return self.cached("lc", lambda: np.log(self.c))
-
-    @property
-    def lr1(self) -> FloatArray:
-        """log return of bars 1..t (polars: null at bar 0)."""
-        return self.cached("lr1", lambda: np.diff(self.log_close, axis=1))
-
-    @property
-    def diff(self) -> FloatArray:
-        return self.cached("diff", lambda: np.diff(self.c, axis=1))
-
-    @property
-    def true_range(self) -> FloatArray:
-        def build() -> FloatArray:
-            rng = self.h - self.l
-            prev = self.c[:, :-1]
-            out = rng.copy()
-            out[:, 1:] = np.maximum(
-                np.maximum(rng[:, 1:], np.abs(self.h[:, 1:] - prev)), np.abs(self.l[:, 1:] - prev)
-            )
-            return out
-
-        return self.cached("tr", build)
-
-    def ewm_last(self, x: FloatArray, alpha: float) -> FloatArray:
-        """Adjusted EWM at the last column of ``x`` (started at its first column)."""
-        return (x * ewm_weights(alpha, x.shape[1])).sum(axis=1)
-
-    def atr_at(self, back: int) -> FloatArray:
-        """Wilder ATR ``back`` bars before the newest."""
-        end = self.m - back
-        return self.cached(
-            f"atr{back}", lambda: self.ewm_last(self.true_range[:, :end], 1.0 / ATR_BARS)
-        )
-
-    @property
-    def atr(self) -> FloatArray:
-        return self.atr_at(0)
-
-    def ema(self, span: int) -> FloatArray:
-        return self.cached(f"ema{span}", lambda: self.ewm_last(self.c, _span_alpha(span)))
-
-    def mean_sq_return(self, w: int) -> FloatArray:
-        return self.cached(f"ms{w}", lambda: np.square(self.lr1[:, -w:]).mean(axis=1))
-
-    def realized_vol(self, w: int) -> FloatArray:
-        return np.sqrt(self.mean_sq_return(w))
-
-    def log_ret(self, k: int) -> FloatArray:
-        return self.log_close[:, -1] - self.log_close[:, -1 - k]
-
-    def sma(self, w: int) -> FloatArray:
-        return self.cached(f"sma{w}", lambda: self.c[:, -w:].mean(axis=1))
-
-    def std(self, w: int) -> FloatArray:
-        return self.cached(f"std{w}", lambda: self.c[:, -w:].std(axis=1, ddof=1))
-
-    def volume_sum(self, w: int) -> FloatArray:
-        return self.cached(f"vol{w}", lambda: self.v[:, -w:].sum(axis=1))
-
-    def prior_extreme(self, w: int) -> tuple[FloatArray, FloatArray]:
-        """Highest high and lowest low of the ``w`` bars before the newest."""
-        return self.h[:, -w - 1 : -1].max(axis=1), self.l[:, -w - 1 : -1].min(axis=1)
-
-    def close_location(self, width: int) -> FloatArray:
-        h, lo, c = self.h[:, -width:], self.l[:, -width:], self.c[:, -width:]
-        return _safe_div((c - lo) - (h - c), h - lo)
-
-    @property
-    def dollar_volume(self) -> FloatArray:
-        return self.cached("dv", lambda: self.c * self.v)
-
-    def stoch_k_at(self, count: int) -> FloatArray:
-        """%K of the last ``count`` bars, (n, count)."""
-        hh = _windows(self.h, 14, count).max(axis=2)
-        ll = _windows(self.l, 14, count).min(axis=2)
-        c = self.c[:, -count:]
-        return _safe_div(c - ll, hh - ll, 0.5) * 100.0
-
-
 # --- the features, by name ------------------------------------------------------------------
 
-FeatureFn = Callable[[_Newest], FloatArray]
+FeatureFn = Callable[[NewestWindows], FloatArray]
 
 
-def _atr_ratio(num: Callable[[_Newest], FloatArray]) -> FeatureFn:
-    return lambda x: _safe_div(num(x), x.atr)
+def _atr_ratio(num: Callable[[NewestWindows], FloatArray]) -> FeatureFn:
+    return lambda x: safe_div(num(x), x.atr)
 
 
 def _realized_vol(w: int) -> FeatureFn:
@@ -251,30 +111,30 @@ def _log_ret(k: int) -> FeatureFn:
     return lambda x: x.log_ret(k)
 
 
-def _clv(x: _Newest) -> FloatArray:
+def _clv(x: NewestWindows) -> FloatArray:
     return x.close_location(1)[:, 0]
 
 
-def _wick_imbalance(x: _Newest) -> FloatArray:
+def _wick_imbalance(x: NewestWindows) -> FloatArray:
     o, h, lo, c = x.o[:, -1], x.h[:, -1], x.l[:, -1], x.c[:, -1]
-    return _safe_div((np.minimum(o, c) - lo) - (h - np.maximum(o, c)), h - lo)
+    return safe_div((np.minimum(o, c) - lo) - (h - np.maximum(o, c)), h - lo)
 
 
-def _relative_volume(x: _Newest) -> FloatArray:
-    return _safe_div(x.v[:, -1] * 24.0, x.volume_sum(24))
+def _relative_volume(x: NewestWindows) -> FloatArray:
+    return safe_div(x.v[:, -1] * 24.0, x.volume_sum(24))
 
 
-def _log_dollar_volume_z(x: _Newest) -> FloatArray:
+def _log_dollar_volume_z(x: NewestWindows) -> FloatArray:
     ldv = np.log1p(x.dollar_volume[:, -168:])
-    return _safe_div(ldv[:, -1] - ldv.mean(axis=1), ldv.std(axis=1, ddof=1))
+    return safe_div(ldv[:, -1] - ldv.mean(axis=1), std_about_last(ldv, ddof=1))
 
 
-def _efficiency_ratio(x: _Newest) -> FloatArray:
+def _efficiency_ratio(x: NewestWindows) -> FloatArray:
     move = np.abs(x.c[:, -1] - x.c[:, -25])
-    return _safe_div(move, np.abs(x.diff[:, -24:]).sum(axis=1))
+    return safe_div(move, np.abs(x.diff[:, -24:]).sum(axis=1))
 
 
-def _corwin_schultz(x: _Newest) -> FloatArray:
+def _corwin_schultz(x: NewestWindows) -> FloatArray:
     """``spread.corwin_schultz_pair_spread`` over the last 24 pairs, averaged, in bps."""
     w = SPREAD_WINDOW_BARS
     h, lo, c_prev = x.h[:, -w:], x.l[:, -w:], x.c[:, -w - 1 : -1]
@@ -285,22 +145,25 @@ def _corwin_schultz(x: _Newest) -> FloatArray:
     gamma = np.square(np.log(np.maximum(h_prev, h - gap) / np.minimum(lo_prev, lo - gap)))
     alpha = np.sqrt(beta) * ((math.sqrt(2.0) - 1.0) / _CS_K) - np.sqrt(gamma / _CS_K)
     spread = np.maximum(2.0 * np.tanh(alpha / 2.0), 0.0)
-    return spread.mean(axis=1) * 10_000.0
+    bps: FloatArray = spread.mean(axis=1) * 10_000.0
+    return bps
 
 
-def _abdi_ranaldo(x: _Newest) -> FloatArray:
+def _abdi_ranaldo(x: NewestWindows) -> FloatArray:
     """``spread.abdi_ranaldo_pair_moment`` over the last 24 pairs, averaged, in bps."""
     w = SPREAD_WINDOW_BARS
     eta = (np.log(x.h[:, -w - 1 :]) + np.log(x.l[:, -w - 1 :])) / 2.0
     c_prev = x.log_close[:, -w - 1 : -1]
     moment = 4.0 * (c_prev - eta[:, :-1]) * (c_prev - eta[:, 1:])
-    return np.sqrt(np.maximum(moment.mean(axis=1), 0.0)) * 10_000.0
+    bps: FloatArray = np.sqrt(np.maximum(moment.mean(axis=1), 0.0)) * 10_000.0
+    return bps
 
 
-def _trend_corr(x: _Newest) -> FloatArray:
+def _trend_corr(x: NewestWindows) -> FloatArray:
     """``core._time_correlation`` of log close over 48 bars."""
     w = 48
     y = x.log_close[:, -w:]
+    y = y - y[:, -1:]  # a flat window gives exactly 0 / 0, as in polars; the weights sum to 0
     centred = np.arange(w) - (w - 1) / 2.0
     cross = (y * centred).sum(axis=1)
     corr = cross / (w * math.sqrt((w * w - 1) / 12.0) * np.sqrt(y.var(axis=1, ddof=0)))
@@ -308,82 +171,81 @@ def _trend_corr(x: _Newest) -> FloatArray:
     return result
 
 
-def _donchian(x: _Newest) -> FloatArray:
+def _donchian(x: NewestWindows) -> FloatArray:
     hh, ll = x.prior_extreme(48)
-    return _safe_div(x.c[:, -1] - (hh + ll) / 2.0, (hh - ll) / 2.0)
+    return safe_div(x.c[:, -1] - (hh + ll) / 2.0, (hh - ll) / 2.0)
 
 
-def _range_pos(x: _Newest) -> FloatArray:
+def _range_pos(x: NewestWindows) -> FloatArray:
     hh, ll = x.h[:, -48:].max(axis=1), x.l[:, -48:].min(axis=1)
-    return _safe_div(x.c[:, -1] - ll, hh - ll, 0.5)
+    return safe_div(x.c[:, -1] - ll, hh - ll, 0.5)
 
 
-def _vol_ratio(x: _Newest) -> FloatArray:
+def _vol_ratio(x: NewestWindows) -> FloatArray:
     rv12, rv72 = x.realized_vol(12), x.realized_vol(72)
     result: FloatArray = np.where((rv12 > 0) & (rv72 > 0), np.log(rv12 / rv72), 0.0)
     return result
 
 
-def _squeeze_ratio(x: _Newest, back: int) -> FloatArray:
+def _squeeze_ratio(x: NewestWindows, back: int) -> FloatArray:
     end = x.m - back
-    std20 = x.c[:, end - 20 : end].std(axis=1, ddof=1)
-    return _safe_div(2.0 * std20, 1.5 * x.atr_at(back), default=1.0)
+    std20 = std_about_last(x.c[:, end - 20 : end], ddof=1)
+    return safe_div(2.0 * std20, 1.5 * x.atr_at(back), default=1.0)
 
 
-def _squeeze_recent(x: _Newest) -> FloatArray:
-    below = [(_squeeze_ratio(x, back) < 1.0) for back in range(_SQUEEZE_BARS)]
-    return np.max(np.column_stack(below), axis=1).astype(np.float64)
+def _squeeze_recent(x: NewestWindows) -> FloatArray:
+    below = [(_squeeze_ratio(x, back) < 1.0) for back in range(SQUEEZE_BARS)]
+    recent: FloatArray = np.max(np.column_stack(below), axis=1).astype(np.float64)
+    return recent
 
 
-def _rsi(x: _Newest) -> FloatArray:
+def _rsi(x: NewestWindows) -> FloatArray:
     alpha = 1.0 / RSI_BARS
     gain = x.ewm_last(np.maximum(x.diff, 0.0), alpha)
     loss = x.ewm_last(np.maximum(-x.diff, 0.0), alpha)
-    return _safe_div(gain, gain + loss, 0.5) * 100.0
+    return safe_div(gain, gain + loss, 0.5) * 100.0
 
 
-def _macd_hist(x: _Newest) -> FloatArray:
+def _macd_hist(x: NewestWindows) -> FloatArray:
     macd = x.ema(12) - x.ema(26)
     signal = (x.c * macd_signal_weights(x.m)).sum(axis=1)
-    return _safe_div(macd - signal, x.atr)
+    return safe_div(macd - signal, x.atr)
 
 
-def _vwap_dev(x: _Newest) -> FloatArray:
+def _vwap_dev(x: NewestWindows) -> FloatArray:
     vol24 = x.volume_sum(24)
     tpv24 = ((x.h[:, -24:] + x.l[:, -24:] + x.c[:, -24:]) / 3.0 * x.v[:, -24:]).sum(axis=1)
-    result: FloatArray = np.where(
-        vol24 > 0.0, _safe_div(x.c[:, -1] - tpv24 / vol24, x.atr), 0.0
-    )
+    result: FloatArray = np.where(vol24 > 0.0, safe_div(x.c[:, -1] - tpv24 / vol24, x.atr), 0.0)
     return result
 
 
-def _ribbon(x: _Newest) -> FloatArray:
+def _ribbon(x: NewestWindows) -> FloatArray:
     pairs = [(a, b) for i, a in enumerate(RIBBON_SPANS) for b in RIBBON_SPANS[i + 1 :]]
     quarter_atr = 0.25 * x.atr
-    terms = [np.tanh(_safe_div(x.ema(a) - x.ema(b), quarter_atr)) for a, b in pairs]
+    terms = [np.tanh(safe_div(x.ema(a) - x.ema(b), quarter_atr)) for a, b in pairs]
     total = terms[0]
     for term in terms[1:]:  # left to right, as pl.sum_horizontal adds
         total = total + term
     return total / len(pairs)
 
 
-def _variance_ratio(x: _Newest) -> FloatArray:
+def _variance_ratio(x: NewestWindows) -> FloatArray:
     lc = x.log_close
     ms4 = np.square(lc[:, -72:] - lc[:, -76:-4]).mean(axis=1)
-    return _safe_div(ms4, 4.0 * x.mean_sq_return(72), 1.0)
+    return safe_div(ms4, 4.0 * x.mean_sq_return(72), 1.0)
 
 
-def _money_flow(x: _Newest) -> FloatArray:
+def _money_flow(x: NewestWindows) -> FloatArray:
     flow = (x.close_location(12) * x.v[:, -12:]).sum(axis=1)
-    return _safe_div(flow, x.volume_sum(12))
+    return safe_div(flow, x.volume_sum(12))
 
 
-def _obv_flow(x: _Newest) -> FloatArray:
+def _obv_flow(x: NewestWindows) -> FloatArray:
     signed = (np.sign(x.lr1[:, -24:]) * x.v[:, -24:]).sum(axis=1)
-    return _safe_div(signed, x.volume_sum(24))
+    return safe_div(signed, x.volume_sum(24))
 
 
-def _engulfing(x: _Newest) -> FloatArray:
+def _engulfing(x: NewestWindows) -> FloatArray:
     o, c = x.o[:, -1], x.c[:, -1]
     prev_o, prev_c = x.o[:, -2], x.c[:, -2]
     bull = (prev_c < prev_o) & (c > o) & (c >= prev_o) & (o <= prev_c)
@@ -410,9 +272,9 @@ _FEATURES: Final[dict[str, FeatureFn]] = {
     "ma_gap_20_100_atr": _atr_ratio(lambda x: x.sma(20) - x.sma(100)),
     "donchian_pos_48": _donchian,
     "range_pos_48": _range_pos,
-    "momentum_z_24": lambda x: _safe_div(x.log_ret(24), x.realized_vol(24) * math.sqrt(24.0)),
-    "momentum_z_12": lambda x: _safe_div(x.log_ret(12), x.realized_vol(48) * math.sqrt(12.0)),
-    "close_z_24": lambda x: _safe_div(x.c[:, -1] - x.sma(24), x.std(24)),
+    "momentum_z_24": lambda x: safe_div(x.log_ret(24), x.realized_vol(24) * math.sqrt(24.0)),
+    "momentum_z_12": lambda x: safe_div(x.log_ret(12), x.realized_vol(48) * math.sqrt(12.0)),
+    "close_z_24": lambda x: safe_div(x.c[:, -1] - x.sma(24), x.std(24)),
     "support_dist_atr_72": _atr_ratio(lambda x: x.c[:, -1] - x.prior_extreme(72)[1]),
     "resistance_dist_atr_72": _atr_ratio(lambda x: x.prior_extreme(72)[0] - x.c[:, -1]),
     "vol_ratio_12_72": _vol_ratio,
