@@ -19,6 +19,7 @@ from hamilton_exec.brokers import CcxtBroker, PaperBroker
 from hamilton_exec.engine import HamiltonEngine, utc_ms
 from hamilton_exec.event_store import EventSink
 from hamilton_exec.feeds import PollingFeed, ReplayFeed
+from hamilton_exec.heap import settle_long_lived_heap
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.sensors import ReleaseSensor, warm_start
 from hamilton_exec.service import HamiltonService, load_state
@@ -98,6 +99,7 @@ def build_service(
         engine.broker.reconcile(symbols)
     if library is not None:
         _export_training(library, metrics)
+    settle_long_lived_heap("hamilton_ready")
     _log().info(
         "hamilton_ready",
         symbols=len(symbols),
@@ -123,7 +125,7 @@ class _Probe:
         if library is None:
             return
         shell = _Shell(config, settings, metrics)
-        ReleaseSensor(library, shell).poll()  # type: ignore[arg-type]
+        ReleaseSensor(library, shell, settle_heap=False).poll()  # type: ignore[arg-type]
         self.served = shell.release
 
     def production_coins(self) -> list[str]:

@@ -16,6 +16,7 @@ import polars as pl
 
 from hamilton_exec.decision import CoinMemory
 from hamilton_exec.engine import HamiltonEngine
+from hamilton_exec.heap import settle_long_lived_heap
 from hamilton_exec.models import RefusedReleaseError, load_release
 from trading_core.brain import BrainLibrary
 from trading_core.engines import SIGNAL_COLUMNS
@@ -49,8 +50,10 @@ class ReleaseSensor:
         engine: HamiltonEngine,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        settle_heap: bool = True,
     ) -> None:
         self.library, self.engine, self.clock = library, engine, clock
+        self.settle_heap = settle_heap  # off for the start-up probe: the service settles once ready
         self.refused: dict[int, str] = {}
 
     def poll(self) -> PollResult:
@@ -86,6 +89,8 @@ class ReleaseSensor:
         except BrainUnavailableError as exc:
             return PollResult("unavailable", release.id, str(exc))
         self.engine.swap_release(served)
+        if self.settle_heap:
+            settle_long_lived_heap("release_loaded")
         _log().info(
             "release_loaded",
             release_id=release.id,
