@@ -79,6 +79,7 @@ def run_dag(coins: int) -> dict[str, Any]:
             "success": result.success,
             "wall_s": wall,
             "train_step_s": meta["trained_models"]["wall_seconds"],
+            "train_step_sum_fit_s": meta["trained_models"]["sum_fit_seconds"],
             "walk_forward_step_s": meta["walk_forward_metrics"]["wall_seconds"],
             "models_trained": meta["trained_models"]["models_trained"],
             "fits": fits,
@@ -161,14 +162,16 @@ def fit_efficiency(n_coins: int = 4) -> dict[str, Any]:
     }
 
 
-def dask_vs_loop(n_coins: int = 8) -> dict[str, Any]:
-    """train_coin for n_coins x 1h: a plain loop against run_jobs on LocalCluster(2 x 1)."""
+def dask_vs_loop(n_coins: int = 24) -> dict[str, Any]:
+    """train_coin then validate_coin for n_coins x 1h (the DAG's two Dask steps): a plain loop
+    against run_jobs on LocalCluster(2 x 1)."""
     from distributed import Client, LocalCluster
 
     from trading_core.config import load_config
     from trading_core.market.parquet_store import ParquetStore
     from trading_core.market.synthetic import SyntheticMarket
     from trading_core.training.distributed import run_jobs
+    from trading_core.training.evaluate import validate_coin
     from trading_core.training.jobs import CoinJob
     from trading_core.training.train import train_coin
 
@@ -193,30 +196,39 @@ def dask_vs_loop(n_coins: int = 8) -> dict[str, Any]:
         )
         for s in symbols
     ]
-    loop_s = _timed(lambda: [train_coin(job) for job in jobs])
+
+    def both(job: CoinJob) -> None:
+        train_coin(job)
+        validate_coin(job)
+
+    loop_s = _timed(lambda: [both(job) for job in jobs])
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
         Client(cluster) as client,
     ):
-        run_jobs(
-            client,
-            jobs[:2],
-            train_coin,
-            key_of=lambda j: j.key,
-            max_in_flight=2,
-            timeout_s=600,
-            retry_attempts=0,
-        )  # warm the workers' imports
-        dask_s = _timed(
-            lambda: run_jobs(
+        for fn in (train_coin, validate_coin):  # warm the workers' imports and numba caches
+            run_jobs(
                 client,
-                jobs,
-                train_coin,
+                jobs[:2],
+                fn,
                 key_of=lambda j: j.key,
-                max_in_flight=4,
+                max_in_flight=2,
                 timeout_s=600,
                 retry_attempts=0,
             )
+        dask_s = _timed(
+            lambda: [
+                run_jobs(
+                    client,
+                    jobs,
+                    fn,
+                    key_of=lambda j: j.key,
+                    max_in_flight=4,
+                    timeout_s=600,
+                    retry_attempts=0,
+                )
+                for fn in (train_coin, validate_coin)
+            ]
         )
     shutil.rmtree(tmp, ignore_errors=True)
     return {

@@ -21,12 +21,11 @@ from hamilton_exec.event_store import EventSink
 from hamilton_exec.feeds import PollingFeed, ReplayFeed
 from hamilton_exec.heap import settle_long_lived_heap
 from hamilton_exec.metrics import HamiltonMetrics
-from hamilton_exec.sensors import ReleaseSensor, warm_start
+from hamilton_exec.sensors import ReleaseSensor, export_training_metrics, warm_start
 from hamilton_exec.service import HamiltonService, load_state
 from hamilton_exec.settings import HamiltonSettings
 from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
-from trading_core.errors import BrainUnavailableError
 from trading_core.market.source import MarketDataSource, make_source
 from trading_core.observability.logging import get_logger
 
@@ -98,7 +97,7 @@ def build_service(
     if isinstance(engine.broker, CcxtBroker):
         engine.broker.reconcile(symbols)
     if library is not None:
-        _export_training(library, metrics)
+        export_training_metrics(library, metrics)
     settle_long_lived_heap("hamilton_ready")
     _log().info(
         "hamilton_ready",
@@ -199,9 +198,3 @@ def _history(feed: ReplayFeed | PollingFeed, symbol: str, resume: datetime | Non
         return feed.history(symbol, before=resume)
     return feed.history(symbol)
 
-
-def _export_training(library: BrainLibrary, metrics: HamiltonMetrics) -> None:
-    try:
-        metrics.export_training(library.list_models())
-    except BrainUnavailableError as exc:
-        _log().warning("training_metrics_unavailable", error=str(exc))

@@ -22,7 +22,7 @@ from trading_core.brain import ModelVersion
 from trading_core.engines import ENGINE_NAMES
 from trading_core.observability import metric_names as names
 from trading_core.risk import DenialReason, TradingState
-from trading_core.types import REGIMES, Action
+from trading_core.types import REGIMES, Action, Stage
 
 LATENCY_BUCKETS_MS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
 COST_BUCKETS_BPS: Final = (0.5, 1, 2, 4, 6, 8, 12, 16, 24, 32, 64)
@@ -150,7 +150,7 @@ class HamiltonMetrics:
 
     def export_training(self, models: Iterable[ModelVersion]) -> None:
         """Training series from the Brain Library's model versions (module docstring)."""
-        by_stage: dict[str, int] = {}
+        by_stage = {stage.value: 0 for stage in Stage}  # a stage emptied since the last export reads 0
         newest: dict[tuple[str, str], ModelVersion] = {}
         for model in models:
             by_stage[model.stage.value] = by_stage.get(model.stage.value, 0) + 1

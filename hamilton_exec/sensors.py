@@ -17,6 +17,7 @@ import polars as pl
 from hamilton_exec.decision import CoinMemory
 from hamilton_exec.engine import HamiltonEngine
 from hamilton_exec.heap import settle_long_lived_heap
+from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import RefusedReleaseError, load_release
 from trading_core.brain import BrainLibrary
 from trading_core.engines import SIGNAL_COLUMNS
@@ -90,6 +91,7 @@ class ReleaseSensor:
             return PollResult("unavailable", release.id, str(exc))
         self.engine.swap_release(served)
         if self.settle_heap:
+            export_training_metrics(self.library, self.engine.metrics)  # a release = a DAG run
             settle_long_lived_heap("release_loaded")
         _log().info(
             "release_loaded",
@@ -99,6 +101,15 @@ class ReleaseSensor:
             previous=current.id if current else None,
         )
         return PollResult("loaded", release.id)
+
+
+def export_training_metrics(library: BrainLibrary, metrics: HamiltonMetrics) -> None:
+    """The Brain Library's model counts and ages as gauges: the batch DAG's status, served by the
+    long-lived process Prometheus already scrapes (no pushgateway)."""
+    try:
+        metrics.export_training(library.list_models())
+    except BrainUnavailableError as exc:
+        _log().warning("training_metrics_unavailable", error=str(exc))
 
 
 def warm_start(

@@ -27,6 +27,7 @@ from tests.integration.hamilton_fixtures import (
 from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
 from trading_core.market.synthetic import SyntheticMarket
+from trading_core.types import Stage
 
 N_SYMBOLS = 2
 REPLAY_DAYS = 2
@@ -110,6 +111,10 @@ def test_new_release_served_mid_run_and_corrupted_one_refused(tmp_path: Path) ->
     assert refused == 1
     assert service.sensor.refused == {made["bad"]: "checksum_mismatch"}
     assert service.engine.release.id == made["good"]
+    # training gauges re-exported when the good release loaded (the bad one's models came later)
+    jobs = service.engine.metrics.training_jobs
+    exported = sum(jobs.labels(stage.value)._value.get() for stage in Stage)
+    assert exported == len(library.release_models(first.id)) + len(second_names)
 
 
 def _ms(source: SyntheticMarket, bars_into_replay: int) -> int:

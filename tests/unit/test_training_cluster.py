@@ -135,3 +135,15 @@ def test_two_functions_on_same_job_keys_never_share_results(threads_client: Clie
                       timeout_s=30, retry_attempts=0)  # fmt: skip
     assert first[0].status == "failed"  # _square refuses 3
     assert second[0].result == 6
+
+
+def _polars_threads() -> int:
+    import polars
+
+    return polars.thread_pool_size()
+
+
+def test_worker_processes_size_polars_to_their_own_threads() -> None:
+    plan = plan_cluster(DistributedSection(num_workers=1), gpu_count=0, cpu_count=2)
+    with open_client(plan) as client:
+        assert client.submit(_polars_threads).result(timeout=60) == plan.threads_per_worker

@@ -1,0 +1,48 @@
+"""Training status reaches Prometheus through Hamilton: stage counts follow the Brain Library."""
+
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from hamilton_exec.metrics import HamiltonMetrics
+from hamilton_exec.sensors import export_training_metrics
+from tests.integration.hamilton_fixtures import (
+    full_history_symbols,
+    hamilton_config,
+    market,
+    train_models,
+)
+from trading_core.brain import BrainLibrary
+from trading_core.types import Stage
+
+
+def _gauges(metrics: HamiltonMetrics) -> dict[str, float]:
+    return {s.value: metrics.training_jobs.labels(s.value)._value.get() for s in Stage}
+
+
+def test_stage_counts_follow_the_library_and_an_emptied_stage_reads_zero(tmp_path: Path) -> None:
+    config = hamilton_config(tmp_path)
+    source = market(config)
+    library = BrainLibrary.from_config(config)
+    library.migrate()
+    symbols = full_history_symbols(source)[:1]
+    models = train_models(library, config, source, symbols, train_end=source.end - timedelta(days=2))
+    assert models
+    metrics = HamiltonMetrics(venue="binance")
+
+    export_training_metrics(library, metrics)
+    assert _gauges(metrics) == {
+        s.value: float(Counter(m.stage.value for m in library.list_models())[s.value]) for s in Stage
+    }
+    for model in models:
+        library.set_stage(model.name, Stage.PRODUCTION, actor="tests", reason="promote")
+    export_training_metrics(library, metrics)
+    assert _gauges(metrics)[Stage.PRODUCTION.value] == len(models)
+    assert _gauges(metrics)[Stage.CANDIDATE.value] == 0.0
+
+    for model in models:
+        library.set_stage(model.name, Stage.ARCHIVED, actor="tests", reason="retire")
+    export_training_metrics(library, metrics)
+    assert _gauges(metrics)[Stage.PRODUCTION.value] == 0.0
+    assert _gauges(metrics)[Stage.ARCHIVED.value] == len(models)
+    assert metrics.training_duration.labels(models[0].key.coin, models[0].key.regime)._value.get() > 0
