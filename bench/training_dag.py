@@ -165,11 +165,12 @@ def fit_efficiency(n_coins: int = 4) -> dict[str, Any]:
 def dask_vs_loop(n_coins: int = 24) -> dict[str, Any]:
     """train_coin then validate_coin for n_coins x 1h (the DAG's two Dask steps): a plain loop
     against run_jobs on LocalCluster(2 x 1)."""
-    from distributed import Client, LocalCluster
+    from distributed import get_task_stream
 
     from trading_core.config import load_config
     from trading_core.market.parquet_store import ParquetStore
     from trading_core.market.synthetic import SyntheticMarket
+    from trading_core.training.cluster import open_client, plan_cluster
     from trading_core.training.distributed import run_jobs
     from trading_core.training.evaluate import validate_coin
     from trading_core.training.jobs import CoinJob
@@ -202,10 +203,12 @@ def dask_vs_loop(n_coins: int = 24) -> dict[str, Any]:
         validate_coin(job)
 
     loop_s = _timed(lambda: [both(job) for job in jobs])
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
+    plan = plan_cluster(
+        config.training.distributed.model_copy(update={"num_workers": 2, "threads_per_worker": 1}),
+        gpu_count=0,
+        cpu_count=os.cpu_count() or 1,
+    )
+    with open_client(plan) as client:  # the DAG's own cluster (LocalCluster 2 x 1)
         for fn in (train_coin, validate_coin):  # warm the workers' imports and numba caches
             run_jobs(
                 client,
@@ -216,26 +219,39 @@ def dask_vs_loop(n_coins: int = 24) -> dict[str, Any]:
                 timeout_s=600,
                 retry_attempts=0,
             )
-        dask_s = _timed(
-            lambda: [
-                run_jobs(
-                    client,
-                    jobs,
-                    fn,
-                    key_of=lambda j: j.key,
-                    max_in_flight=4,
-                    timeout_s=600,
-                    retry_attempts=0,
-                )
-                for fn in (train_coin, validate_coin)
-            ]
-        )
+        with get_task_stream(client) as stream:
+            dask_s = _timed(
+                lambda: [
+                    run_jobs(
+                        client,
+                        jobs,
+                        fn,
+                        key_of=lambda j: j.key,
+                        max_in_flight=4,
+                        timeout_s=600,
+                        retry_attempts=0,
+                    )
+                    for fn in (train_coin, validate_coin)
+                ]
+            )
     shutil.rmtree(tmp, ignore_errors=True)
+    busy_s = sum(
+        part["stop"] - part["start"]
+        for task in stream.data
+        for part in task["startstops"]
+        if part["action"] == "compute"
+    )
     return {
         "jobs": len(jobs),
         "loop_s": loop_s,
         "dask_2_workers_s": dask_s,
         "speedup": loop_s / dask_s,
+        # what the workers spent computing, against the loop and against 2 x the Dask wall: an
+        # idle or slow worker shows in the busy fraction, a loop that already used both cores
+        # (polars' own threads) in loop_over_task_compute
+        "task_compute_s": busy_s,
+        "worker_busy_fraction": busy_s / (2.0 * dask_s),
+        "loop_over_task_compute": loop_s / busy_s,
     }
 
 
@@ -249,14 +265,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--coins", type=int, nargs="+", default=[25, 50, 100, 200, 400])
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument(
+        "--peers-only", action="store_true", help="rerun the peers, keep the recorded sweep"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "scaling": []}
+    if args.peers_only:
+        out["scaling"] = json.loads((RESULTS / "training_dag.json").read_text())["scaling"]
+        args.coins = []
     if not args.skip_peers:
         out["fit_efficiency"] = fit_efficiency()
         print("fit efficiency:", json.dumps(out["fit_efficiency"], indent=1))
         out["dask_vs_loop"] = dask_vs_loop()
         print("dask vs loop:", json.dumps(out["dask_vs_loop"], indent=1))
+        if args.peers_only:
+            (RESULTS / "training_dag.json").write_text(json.dumps(out, indent=2))
     for coins in args.coins:
         row = run_dag(coins)
         out["scaling"].append(row)
