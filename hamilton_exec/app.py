@@ -197,4 +197,3 @@ def _history(feed: ReplayFeed | PollingFeed, symbol: str, resume: datetime | Non
     if isinstance(feed, ReplayFeed):
         return feed.history(symbol, before=resume)
     return feed.history(symbol)
-

@@ -26,13 +26,16 @@ def test_stage_counts_follow_the_library_and_an_emptied_stage_reads_zero(tmp_pat
     library = BrainLibrary.from_config(config)
     library.migrate()
     symbols = full_history_symbols(source)[:1]
-    models = train_models(library, config, source, symbols, train_end=source.end - timedelta(days=2))
+    models = train_models(
+        library, config, source, symbols, train_end=source.end - timedelta(days=2)
+    )
     assert models
     metrics = HamiltonMetrics(venue="binance")
 
     export_training_metrics(library, metrics)
     assert _gauges(metrics) == {
-        s.value: float(Counter(m.stage.value for m in library.list_models())[s.value]) for s in Stage
+        s.value: float(Counter(m.stage.value for m in library.list_models())[s.value])
+        for s in Stage
     }
     for model in models:
         library.set_stage(model.name, Stage.PRODUCTION, actor="tests", reason="promote")
@@ -45,4 +48,6 @@ def test_stage_counts_follow_the_library_and_an_emptied_stage_reads_zero(tmp_pat
     export_training_metrics(library, metrics)
     assert _gauges(metrics)[Stage.PRODUCTION.value] == 0.0
     assert _gauges(metrics)[Stage.ARCHIVED.value] == len(models)
-    assert metrics.training_duration.labels(models[0].key.coin, models[0].key.regime)._value.get() > 0
+    assert (
+        metrics.training_duration.labels(models[0].key.coin, models[0].key.regime)._value.get() > 0
+    )
