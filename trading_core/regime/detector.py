@@ -106,12 +106,8 @@ def _raw_stages(
         ((log_close - log_close.shift(lookback)).abs() / path).fill_nan(0.0).alias("efficiency"),
     ]
     vol, dv = pl.col("vol"), pl.col("dv")
-    vol_q = vol.rolling_quantile(
-        detection.panic_vol_percentile, "linear", window, min_samples=window
-    )
-    dv_q = dv.rolling_quantile(
-        detection.illiquid_volume_percentile, "linear", window, min_samples=window
-    )
+    vol_q = _rolling_linear_quantile(vol, detection.panic_vol_percentile, window)
+    dv_q = _rolling_linear_quantile(dv, detection.illiquid_volume_percentile, window)
     flags = [
         pl.col("bar_index"),
         ((dv <= 0.0) | (dv < dv_q) | (dv < min_dollar_volume_usd_per_bar)).alias("illiquid"),
@@ -120,6 +116,16 @@ def _raw_stages(
         (pl.col("efficiency") >= detection.trend_strength_threshold).alias("trend"),
     ]
     return inputs, flags
+
+
+def _rolling_linear_quantile(x: pl.Expr, q: float, window: int) -> pl.Expr:
+    """``x.rolling_quantile(q, "linear", window, min_samples=window)``, computed on ``x`` with its
+    nulls filled: with a null in the column polars takes its null-aware kernel, which costs 5x
+    (3.2 ms against 0.6 ms on a year of 1h bars), and a window that holds a null is null either
+    way (fewer than ``window`` samples). Equal on every window (tests/unit/test_regime.py)."""
+    hole = x.is_null().cast(pl.Int32).rolling_sum(window, min_samples=1) > 0
+    filled = x.fill_null(0.0).rolling_quantile(q, "linear", window, min_samples=window)
+    return pl.when(hole).then(None).otherwise(filled)
 
 
 def _raw_with_index(
