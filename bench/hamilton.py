@@ -192,7 +192,9 @@ def run(coins: int, bars: int, tmp: Path) -> dict[str, Any]:
     figures["all_coins_with_models_tick_ms"] = _stats(_run_ticks(with_models, ticks_all))
     frozen = engine(full, "models_frozen")
     frozen.swap_release(served)
-    settle_long_lived_heap("bench")  # what the service does once ready and after each swap
+    settle_long_lived_heap(
+        "bench", served.id
+    )  # what the service does once ready and after each swap
     try:
         figures["all_coins_with_models_tick_ms_gc_frozen"] = _stats(_run_ticks(frozen, ticks_all))
     finally:

@@ -98,7 +98,7 @@ def build_service(
         engine.broker.reconcile(symbols)
     if library is not None:
         export_training_metrics(library, metrics)
-    settle_long_lived_heap("hamilton_ready")
+    settle_long_lived_heap("hamilton_ready", engine.release.id if engine.release else None)
     _log().info(
         "hamilton_ready",
         symbols=len(symbols),

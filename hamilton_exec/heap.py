@@ -14,13 +14,19 @@ from typing import Any
 from trading_core.observability.logging import get_logger
 
 
-def settle_long_lived_heap(reason: str) -> int:
+def settle_long_lived_heap(reason: str, release_id: int | None) -> int:
     """Collect what is garbage now, then freeze the rest; returns the frozen object count."""
     gc.unfreeze()
     collected = gc.collect()
     gc.freeze()
     frozen = gc.get_freeze_count()
-    _log().info("heap_settled", reason=reason, collected=collected, frozen_objects=frozen)
+    _log().info(
+        "heap_settled",
+        reason=reason,
+        release_id=release_id,
+        collected=collected,
+        frozen_objects=frozen,
+    )
     return frozen
 
 

@@ -92,7 +92,7 @@ class ReleaseSensor:
         self.engine.swap_release(served)
         if self.settle_heap:
             export_training_metrics(self.library, self.engine.metrics)  # a release = a DAG run
-            settle_long_lived_heap("release_loaded")
+            settle_long_lived_heap("release_loaded", release.id)
         _log().info(
             "release_loaded",
             release_id=release.id,

@@ -49,6 +49,7 @@ from trading_core.brain import BrainLibrary
 from trading_core.config import EngineConfig, load_config, secret_values
 from trading_core.config.loader import default_config_paths
 from trading_core.market.source import make_source
+from trading_core.types import Stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -351,7 +352,7 @@ def test_training_panels_show_the_real_training_run(
             thread.join(timeout=60)
             library.close()
     assert not thread.is_alive() and "error" not in outcome, outcome
-    by_stage: dict[str, float] = {}
+    by_stage: dict[str, float] = {stage.value: 0.0 for stage in Stage}  # empty stages read 0
     newest: dict[tuple[str, str], Any] = {}
     for model in models:
         by_stage[model.stage.value] = by_stage.get(model.stage.value, 0) + 1
