@@ -223,15 +223,15 @@ def main() -> None:
     parser.add_argument("--coins", type=int, default=400)
     parser.add_argument("--bars", type=int, default=48)
     args = parser.parse_args()
-    import logging
+    import os
     import tempfile
 
-    import structlog
+    from trading_core.observability.logging import configure_logging
 
-    # the per-decision log line is not part of the decision's latency
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-
-    with tempfile.TemporaryDirectory() as tmp:
+    # the service's JSON log line per decision is part of a tick; written where it costs nothing
+    # to store, so the figure is the rendering, not the disk
+    with open(os.devnull, "w") as devnull, tempfile.TemporaryDirectory() as tmp:
+        configure_logging(fmt="json", service="hamilton", stream=devnull)
         figures = run(args.coins, args.bars, Path(tmp))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
