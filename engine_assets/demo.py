@@ -86,6 +86,8 @@ def run_daily_dag(
             resources=defs.resources,
             instance=instance,
             selection=dg.AssetSelection.assets(name),
+            # the run's events stay in the instance's event log; the terminal shows the progress
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         metadata = {}
         for event in run.asset_materializations_for_node(name):
