@@ -36,7 +36,8 @@ from engine_assets.demo_shadow import (
     shadow_verdicts,
 )
 from trading_core.brain import BrainLibrary
-from trading_core.config import load_config
+from trading_core.config import load_config, secret_values
+from trading_core.observability.logging import configure_logging
 
 console = Console()
 engine_app = typer.Typer(help="Run the daily training DAG in-process (Dagster).")
@@ -115,17 +116,36 @@ def demo(
     day = partition or str(
         date.fromisoformat(_default_partition()) - timedelta(days=CHALLENGER_GAP_DAYS)
     )
+    folder = report_dir / f"demo-{day}"
+    log_path = _log_to_file(folder)
     console.rule(f"[bold]coin-engine demo — partition {day}")
     if applied:
         console.print(f"demo overrides: {applied}")
+    console.print(f"structured logs (the demo's and Hamilton's): {log_path}")
     steps = _run_with_progress(day)
     library = demo_library()
     stages, best = summarize(library, date.fromisoformat(day))
-    folder = report_dir / f"demo-{day}"
     write_report(folder, library, date.fromisoformat(day), steps, stages, best, applied)
     _print_summary(steps, stages, best, folder)
     if hamilton_bars and library.latest_release() is not None:
         _shadow_loop(library, day, hamilton_bars, folder)
+
+
+def _log_to_file(folder: Path) -> Path:
+    """Every process of the demo (this one, Dagster's steps, Hamilton) appends its structured
+    logs to ``folder/demo.log``: thousands of lines (a few per coin and asset, one per Hamilton
+    decision) would bury the progress and the results."""
+    default = str((folder / "demo.log").resolve())
+    path = Path(os.environ.setdefault("ENGINE__OBSERVABILITY__LOG_PATH", default))  # inherited
+    config = load_config()
+    configure_logging(
+        fmt=config.observability.log_format,
+        level=config.observability.log_level,
+        service="cli",
+        secrets=secret_values(config),
+        path=config.observability.log_path,
+    )
+    return path
 
 
 def _shadow_loop(library: BrainLibrary, first: str, bars: int, folder: Path) -> None:
@@ -141,7 +161,7 @@ def _shadow_loop(library: BrainLibrary, first: str, bars: int, folder: Path) -> 
         f"{len(challengers)} challenger(s) in shadow beside their champions: "
         + (", ".join(m.name for m in challengers) or "none")
     )
-    _hamilton_replay(second, bars)
+    _hamilton_replay(second, bars, folder / "demo.log")
     end = load_config().data.synthetic.end_date
     evaluation_day = str(end - timedelta(days=1))
     console.rule(f"[bold]shadow evaluation and release — partition {evaluation_day}")
@@ -197,7 +217,7 @@ def _fmt(value: object, digits: int = 2) -> str:
     return "" if value is None else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
 
 
-def _hamilton_replay(day: str, bars: int) -> None:
+def _hamilton_replay(day: str, bars: int, log_path: Path) -> None:
     """Hamilton in its own process (it never shares one with Dagster), on the held-out days
     after the training partition, from a fresh state (a demo run never resumes an old one)."""
     start = date.fromisoformat(day) + timedelta(days=1)
@@ -225,4 +245,5 @@ def _hamilton_replay(day: str, bars: int) -> None:
     ]
     result = subprocess.run(command, check=False)  # noqa: S603 - our own CLI, fixed arguments
     if result.returncode != 0:
+        console.print(f"[red]Hamilton exited with {result.returncode}; its log: {log_path}")
         raise typer.Exit(code=result.returncode)

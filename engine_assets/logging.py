@@ -44,6 +44,7 @@ def configure_engine_logging(config: EngineConfig) -> None:
     configure_logging(
         fmt=config.observability.log_format,
         level=config.observability.log_level,
+        path=config.observability.log_path,
         service=SERVICE,
         secrets=secret_values(config),
     )

@@ -120,6 +120,7 @@ def run(
     configure_logging(
         fmt=config.observability.log_format,
         level=config.observability.log_level,
+        path=config.observability.log_path,
         service="hamilton",
         secrets=_secrets(config),
     )

@@ -1,5 +1,6 @@
 """`coin-engine demo` end to end through the console script, on a small embedded market."""
 
+import json
 import os
 import subprocess
 import sys
@@ -40,6 +41,13 @@ def test_demo_runs_the_dag_and_hamilton_and_writes_a_report(tmp_path: Path) -> N
     assert "Walk-forward per key" in text
     assert (reports[0].parent / "sharpe_heatmap.png").stat().st_size > 1000
     assert (tmp_path / "data" / "brain" / "brain.db").exists()
+    # structured logs go to the report folder, the terminal keeps the progress and the results
+    log_lines = (reports[0].parent / "demo.log").read_text().splitlines()
+    events = [json.loads(line) for line in log_lines]
+    names = {e["event"] for e in events}
+    assert {"release_pushed", "decision", "hamilton_ready"} <= names
+    assert {e["service"] for e in events if e["event"] == "decision"} == {"hamilton"}
+    assert "store_appended" not in output and "dagster - DEBUG" not in output
     rerun = subprocess.run(
         [str(Path(sys.executable).parent / "coin-engine"), "brain", "releases"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,

@@ -2,6 +2,7 @@
 
 import io
 import json
+from pathlib import Path
 
 from trading_core.observability.logging import bind_context, configure_logging, get_logger
 
@@ -41,3 +42,14 @@ def test_level_filter_drops_debug() -> None:
     configure_logging(fmt="json", level="INFO", stream=stream)
     get_logger().debug("noise")
     assert stream.getvalue() == ""
+
+
+def test_a_log_path_is_appended_to_across_reconfigurations(tmp_path: Path) -> None:
+    path = tmp_path / "logs" / "demo.log"
+    configure_logging(path=str(path), service="cli")
+    get_logger().info("first")
+    configure_logging(path=str(path), service="engine")  # a Dagster step reconfigures
+    get_logger().info("second")
+    configure_logging(fmt="json", stream=io.StringIO())
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r["event"], r["service"]) for r in records] == [("first", "cli"), ("second", "engine")]

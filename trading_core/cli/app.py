@@ -33,6 +33,7 @@ class CliState(dict[str, Any]):
         configure_logging(
             fmt=config.observability.log_format,
             level=config.observability.log_level,
+            path=config.observability.log_path,
             service="cli",
             secrets=secret_values(config),
         )

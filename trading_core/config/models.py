@@ -415,6 +415,7 @@ class DecisionEventsSection(Strict):
 class ObservabilitySection(Strict):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_path: str | None = None  # append log lines to this file instead of stderr
     prometheus: PrometheusSection = PrometheusSection()
     decision_events: DecisionEventsSection = DecisionEventsSection()
 

@@ -7,6 +7,7 @@ Every service binds a consistent set of context keys (``service`` plus, where th
 import logging
 import sys
 from collections.abc import Iterable, MutableMapping
+from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import structlog
@@ -49,9 +50,13 @@ def configure_logging(
     service: str | None = None,
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
+    path: str | None = None,
 ) -> None:
-    """Configure structlog and the stdlib root logger. Safe to call again (reconfigures)."""
-    out = stream or sys.stderr
+    """Configure structlog and the stdlib root logger. Safe to call again (reconfigures).
+
+    Lines go to ``stream``, else appended to the file at ``path`` (``observability.log_path``),
+    else to stderr."""
+    out = stream or (_log_file(path) if path else sys.stderr)
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     _state["secrets"] = tuple(s for s in secrets if s)
     processors: list[Any] = [
@@ -77,6 +82,15 @@ def configure_logging(
     if service:
         structlog.contextvars.bind_contextvars(service=service)
     _state["configured"] = True
+
+
+def _log_file(path: str) -> TextIO:
+    """One append handle per file and process (reconfiguring must not reopen or truncate it)."""
+    files: dict[str, TextIO] = _state.setdefault("files", {})
+    if path not in files:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        files[path] = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 - kept open
+    return files[path]
 
 
 def bind_context(**values: Any) -> None:
