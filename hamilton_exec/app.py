@@ -124,7 +124,7 @@ class _Probe:
         if library is None:
             return
         shell = _Shell(config, settings, metrics)
-        ReleaseSensor(library, shell, settle_heap=False).poll()  # type: ignore[arg-type]
+        ReleaseSensor(library, shell, after_swap=False).poll()  # type: ignore[arg-type]
         self.served = shell.release
 
     def production_coins(self) -> list[str]:

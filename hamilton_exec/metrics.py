@@ -150,9 +150,8 @@ class HamiltonMetrics:
 
     def export_training(self, models: Iterable[ModelVersion]) -> None:
         """Training series from the Brain Library's model versions (module docstring)."""
-        by_stage = {
-            stage.value: 0 for stage in Stage
-        }  # a stage emptied since the last export reads 0
+        # a stage emptied since the last export reads 0, not its old count
+        by_stage = {stage.value: 0 for stage in Stage}
         newest: dict[tuple[str, str], ModelVersion] = {}
         for model in models:
             by_stage[model.stage.value] = by_stage.get(model.stage.value, 0) + 1

@@ -51,10 +51,12 @@ class ReleaseSensor:
         engine: HamiltonEngine,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        settle_heap: bool = True,
+        after_swap: bool = True,
     ) -> None:
         self.library, self.engine, self.clock = library, engine, clock
-        self.settle_heap = settle_heap  # off for the start-up probe: the service settles once ready
+        # export the training gauges and settle the heap after a swap; off for the start-up
+        # probe, the service does both once ready
+        self.after_swap = after_swap
         self.refused: dict[int, str] = {}
 
     def poll(self) -> PollResult:
@@ -90,7 +92,7 @@ class ReleaseSensor:
         except BrainUnavailableError as exc:
             return PollResult("unavailable", release.id, str(exc))
         self.engine.swap_release(served)
-        if self.settle_heap:
+        if self.after_swap:
             export_training_metrics(self.library, self.engine.metrics)  # a release = a DAG run
             settle_long_lived_heap("release_loaded", release.id)
         _log().info(
