@@ -14,7 +14,7 @@ from trading_core.engines.base import (
     FloatArray,
     RawEngineFn,
     feature_arrays,
-    guard,
+    guard_into,
     guarded,
     run_raw,
 )
@@ -169,24 +169,35 @@ RULE_INPUT_COLUMNS: Final[tuple[str, ...]] = tuple(
 
 
 def rule_signal_arrays(
-    features: Features, ctx: EngineContext, bar_index: npt.NDArray[np.integer]
+    features: Features,
+    ctx: EngineContext,
+    bar_index: npt.NDArray[np.integer],
+    *,
+    columns: int = len(RULE_ENGINES),
 ) -> tuple[FloatArray, FloatArray]:
-    """Signals and confidences (n_bars, 22) from feature arrays.
+    """Signals and confidences (n_bars, ``columns``) from feature arrays: the 22 rule engines
+    in the first 22 columns, any further columns left for the caller to fill (ml_brain).
 
     ``bar_index`` is each row's position in its coin's history, which sets the warm-up; with a
     per-coin index one call covers a long multi-coin frame (ctx arrays aligned row by row):
     the only cross-row steps (BTC's 24-bar return, the 8-bar funding mean) reach back less
     than their engine's warm-up, so they never mix two coins in a live value.
     """
+    if columns < len(RULE_ENGINES):
+        raise ValueError(f"columns {columns} must be >= {len(RULE_ENGINES)} (the rule engines)")
     n = bar_index.shape[0]
     # Column-major: each engine writes one contiguous column.
-    signals = np.empty((n, len(RULE_ENGINES)), order="F")
-    confidences = np.empty((n, len(RULE_ENGINES)), order="F")
+    signals = np.empty((n, columns), order="F")
+    confidences = np.empty((n, columns), order="F")
     for j, spec in enumerate(RULE_ENGINES):
         assert spec.raw_fn is not None  # noqa: S101 - every rule spec is built with one
         raw_signal, raw_confidence = run_raw(spec.raw_fn, features, ctx, n)
-        signals[:, j], confidences[:, j] = guard(
-            raw_signal, raw_confidence, bar_index < spec.warmup_bars
+        guard_into(
+            raw_signal,
+            raw_confidence,
+            bar_index < spec.warmup_bars,
+            signals[:, j],
+            confidences[:, j],
         )
     return signals, confidences
 

@@ -4,7 +4,13 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from trading_core.engines.base import EngineContext, EngineMatrix, FloatArray, feature_arrays, guard
+from trading_core.engines.base import (
+    EngineContext,
+    EngineMatrix,
+    FloatArray,
+    feature_arrays,
+    guard_into,
+)
 from trading_core.engines.learned import ML_WARMUP_BARS, ml_brain_signal, ml_input_frame
 from trading_core.engines.registry import ENGINE_NAMES
 from trading_core.engines.rules import RULE_INPUT_COLUMNS, SIGNAL_COLUMNS, rule_signal_arrays
@@ -44,28 +50,18 @@ def run_engines(
     _check_context(bars_with_features, ctx)
     bar_index = _bar_index(bars_with_features, by)
     features = feature_arrays(bars_with_features, RULE_INPUT_COLUMNS)
-    rule_signals, rule_confidences = rule_signal_arrays(features, ctx, bar_index)
+    signals, confidences = rule_signal_arrays(features, ctx, bar_index, columns=len(ENGINE_NAMES))
     if ctx.ml_predictor is None:
-        ml_signal = np.zeros(bars_with_features.height)
-        ml_confidence = np.zeros(bars_with_features.height)
+        signals[:, -1] = 0.0
+        confidences[:, -1] = 0.0
     else:
+        rule_signals = signals[:, :-1]
         signals_frame = pl.DataFrame({c: rule_signals[:, j] for j, c in enumerate(SIGNAL_COLUMNS)})
         frame = ml_input_frame(bars_with_features, signals_frame)
         raw_signal, raw_confidence = ml_brain_signal(frame, ctx)
-        ml_signal, ml_confidence = guard(raw_signal, raw_confidence, bar_index < ML_WARMUP_BARS)
-    return EngineMatrix(
-        names=ENGINE_NAMES,
-        signals=_with_last_column(rule_signals, ml_signal),
-        confidences=_with_last_column(rule_confidences, ml_confidence),
-    )
-
-
-def _with_last_column(rules: FloatArray, last: FloatArray) -> FloatArray:
-    # Column-major like the rule block, so the copy is contiguous (column_stack is not).
-    out = np.empty((rules.shape[0], rules.shape[1] + 1), order="F")
-    out[:, :-1] = rules
-    out[:, -1] = last
-    return out
+        silent = bar_index < ML_WARMUP_BARS
+        guard_into(raw_signal, raw_confidence, silent, signals[:, -1], confidences[:, -1])
+    return EngineMatrix(names=ENGINE_NAMES, signals=signals, confidences=confidences)
 
 
 def align_series(bars: pl.DataFrame, other: pl.DataFrame, column: str) -> FloatArray:

@@ -1,10 +1,28 @@
-"""``compute_features``: validate OHLCV bars, then append every feature column."""
+"""``compute_features``: validate OHLCV bars, then append every feature column.
 
+The values come from the compiled kernel (:mod:`trading_core.features.compiled`);
+:func:`compute_features_polars` evaluates the polars expressions that define them
+(:mod:`trading_core.features.core`) and is the reference the kernel is tested against.
+"""
+
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from trading_core.errors import DataValidationError
-from trading_core.features.core import FEATURE_COLUMNS, apply_feature_stages
+from trading_core.features.compiled import KERNEL_COLUMNS, feature_matrix
+from trading_core.features.core import FEATURE_COLUMNS, FEATURE_WARMUP_BARS, apply_feature_stages
 from trading_core.market.schema import OHLCV_COLUMNS, PRICE_COLUMNS, TIMESTAMP
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+OhlcvArrays = tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]
+
+
+def _check_numeric(bars: pl.DataFrame) -> None:
+    not_numeric = [c for c in (*PRICE_COLUMNS, "volume") if not bars.schema[c].is_numeric()]
+    if not_numeric:
+        raise DataValidationError(f"columns {not_numeric} must be numeric (float64)")
 
 
 def validate_bars(bars: pl.DataFrame, *, by: str | None = None) -> None:
@@ -16,9 +34,7 @@ def validate_bars(bars: pl.DataFrame, *, by: str | None = None) -> None:
         raise DataValidationError(
             f"bars lack columns {missing}; required: {list(needed)}, got {bars.columns}"
         )
-    not_numeric = [c for c in (*PRICE_COLUMNS, "volume") if not bars.schema[c].is_numeric()]
-    if not_numeric:
-        raise DataValidationError(f"columns {not_numeric} must be numeric (float64)")
+    _check_numeric(bars)
     if bars.is_empty():
         return
     increasing = pl.col(TIMESTAMP).to_physical().diff().fill_null(1) > 0
@@ -46,9 +62,65 @@ def compute_features(bars: pl.DataFrame, *, by: str | None = None) -> pl.DataFra
     """``bars`` plus one float64 column per name in FEATURE_COLUMNS (nulls only in warm-up).
 
     ``bars`` holds one coin sorted by timestamp, or several coins in one long frame with
-    ``by="symbol"`` (each coin sorted; features never cross coins).
+    ``by="symbol"`` (each coin sorted; features never cross coins). Raises DataValidationError
+    on bars :func:`validate_bars` rejects.
     """
+    if by is not None and by in bars.columns and not _contiguous(bars, by):
+        # the kernel wants each coin in one block: compute in coin order, then restore rows
+        ordered = bars.with_row_index("__row").sort(by, maintain_order=True)
+        return compute_features(ordered.drop("__row"), by=by).sort(ordered["__row"])
+    ohlcv, starts = _checked_arrays(bars, by)
+    matrix = feature_matrix(ohlcv, starts, _KERNEL_WARMUP)
+    features = [
+        pl.Series(name, matrix[:, j], nan_to_null=True) for j, name in enumerate(KERNEL_COLUMNS)
+    ]
+    cast = [pl.col(c).cast(pl.Float64) for c in (*PRICE_COLUMNS, "volume")]
+    kept = bars.drop(*(c for c in FEATURE_COLUMNS if c in bars.columns)).with_columns(cast)
+    return kept.hstack(features)
+
+
+def _checked_arrays(bars: pl.DataFrame, by: str | None) -> tuple[OhlcvArrays, IntArray]:
+    """The OHLCV columns as float64 arrays and the coin blocks' row offsets, after the checks of
+    :func:`validate_bars` (run on numpy; on a failure the polars check names the rows)."""
+    needed = (*OHLCV_COLUMNS, by) if by is not None else OHLCV_COLUMNS
+    if any(c not in bars.columns for c in needed) or any(bars[c].null_count() for c in needed):
+        validate_bars(bars, by=by)  # raises with the exact reason, or accepts nulls-free data
+    _check_numeric(bars)
+    o, h, lo, c, v = (bars.get_column(n).cast(pl.Float64).to_numpy() for n in _OHLCV)
+    starts = _block_starts(bars, by)
+    ts = bars.get_column(TIMESTAMP).to_physical().to_numpy()
+    steps = np.diff(ts) > 0
+    steps[starts[1:-1] - 1] = True  # a new coin's first bar may start earlier
+    prices_ok = all(bool(np.all(np.isfinite(x) & (x > 0.0))) for x in (o, h, lo, c))
+    if not (prices_ok and np.all(np.isfinite(v) & (v >= 0.0)) and np.all(steps)):
+        validate_bars(bars, by=by)
+        raise DataValidationError(f"bars failed validation: {bars.head(3)}")  # pragma: no cover
+    return (o, h, lo, c, v), starts
+
+
+def compute_features_polars(bars: pl.DataFrame, *, by: str | None = None) -> pl.DataFrame:
+    """:func:`compute_features` by the polars expressions of :mod:`~trading_core.features.core`
+    (the definition; slower: about 90 expressions in five stages)."""
     validate_bars(bars, by=by)
     keep = [*bars.columns, *(c for c in FEATURE_COLUMNS if c not in bars.columns)]
     cast = [pl.col(c).cast(pl.Float64) for c in (*PRICE_COLUMNS, "volume")]
     return apply_feature_stages(bars.with_columns(cast), by).select(keep)
+
+
+_OHLCV = ("open", "high", "low", "close", "volume")
+_KERNEL_WARMUP = np.array([FEATURE_WARMUP_BARS[c] for c in KERNEL_COLUMNS], dtype=np.int64)
+
+
+def _contiguous(bars: pl.DataFrame, by: str) -> bool:
+    if bars.height == 0:
+        return True
+    runs: int = bars.select(pl.col(by).rle_id().max()).item()
+    return runs + 1 == bars.get_column(by).n_unique()
+
+
+def _block_starts(bars: pl.DataFrame, by: str | None) -> npt.NDArray[np.int64]:
+    """Row offsets of each coin's block, and the row count (``[0, n]`` for one coin)."""
+    if by is None or bars.height == 0:
+        return np.array([0, bars.height], dtype=np.int64)
+    lengths = bars.select(pl.col(by).rle().struct.field("len")).to_series().to_numpy()
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)

@@ -1,0 +1,386 @@
+"""The feature matrix of :mod:`trading_core.features.core`, computed by one numba kernel.
+
+The polars expressions of :mod:`~trading_core.features.core` are the definition; this module
+evaluates the same formulas bar by bar in compiled code, because a year of 1h bars per coin
+spends most of its polars time in fixed per-expression costs (about 90 expressions in five
+stages), not in arithmetic. Both are tested equal on synthetic and real candles
+(``tests/unit/test_features_compiled.py``) to 1e-9 relative; nulls of the warm-up are NaN here
+and become nulls in :func:`~trading_core.features.compute.compute_features`.
+
+The kernel's column order is :data:`KERNEL_COLUMNS`, written out here (not read from
+``core``) because numba caches compiled code per file: a constant imported from another module
+would not invalidate the cache when it changes. A test pins it to ``FEATURE_COLUMNS``. The
+same caveat holds for the kernels of :mod:`trading_core.features.rolling`: after editing them,
+delete the ``*.nbi``/``*.nbc`` files under ``trading_core/features/__pycache__``.
+"""
+
+import math
+from typing import Final
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from trading_core.features.rolling import (
+    ewm_mean_adjusted,
+    rolling_extreme,
+    rolling_mean,
+    rolling_sum,
+    rolling_var,
+    time_correlation,
+)
+
+FloatArray = npt.NDArray[np.float64]
+
+KERNEL_COLUMNS: Final[tuple[str, ...]] = (
+    "log_ret_1", "log_ret_4", "log_ret_12", "log_ret_24", "log_ret_72",
+    "realized_vol_12", "realized_vol_24", "realized_vol_72", "atr_14_pct",
+    "dollar_volume_usd", "dollar_volume_mean_24_usd", "relative_volume_24",
+    "log_dollar_volume_z_168", "efficiency_ratio_24", "hl_range_log", "close_location_value",
+    "wick_imbalance", "spread_cs_bps", "spread_ar_bps", "trend_corr_48", "ma_gap_20_100_atr",
+    "donchian_pos_48", "range_pos_48", "momentum_z_24", "momentum_z_12", "close_z_24",
+    "support_dist_atr_72", "resistance_dist_atr_72", "vol_ratio_12_72", "squeeze_ratio_20",
+    "squeeze_recent_6", "close_sma20_atr", "rsi_14", "stoch_k_14", "stoch_d_3", "macd_hist_atr",
+    "vwap_dev_24_atr", "ema_ribbon_score", "ema_spread_5_21_atr", "variance_ratio_4_72",
+    "money_flow_12", "obv_flow_24", "candle_body_atr", "engulfing",
+)  # fmt: skip
+_N_FEATURES: Final = 44
+_RIBBON_COLUMN: Final = 37
+_CS_K: Final = 3.0 - 2.0 * math.sqrt(2.0)
+_CS_BETA: Final = (math.sqrt(2.0) - 1.0) / _CS_K
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _sdiv(num: float, den: float, default: float) -> float:
+    """core._safe_div: num / den where den > 0; NaN (polars orders it above 0) stays NaN."""
+    if den > 0.0 or math.isnan(den):
+        return num / den
+    return default
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _sign(x: float) -> float:
+    if x > 0.0:
+        return 1.0
+    if x < 0.0:
+        return -1.0
+    return x * 0.0  # 0, or NaN for NaN
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _mean(x: FloatArray, window: int, first: int) -> FloatArray:
+    out = np.empty(x.shape[0])
+    rolling_mean(x, window, first, out)
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sum(x: FloatArray, window: int, first: int) -> FloatArray:
+    out = np.empty(x.shape[0])
+    rolling_sum(x, window, first, out)
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _ewm(x: FloatArray, alpha: float, first: int) -> FloatArray:
+    out = np.empty(x.shape[0])
+    ewm_mean_adjusted(x, alpha, first, out)
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _std(x: FloatArray, window: int, first: int) -> FloatArray:
+    out = np.empty(x.shape[0])
+    rolling_var(x, window, first, 1, out)
+    return np.sqrt(out)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _extreme(x: FloatArray, window: int, largest: bool) -> FloatArray:
+    out = np.empty(x.shape[0])
+    rolling_extreme(x, window, largest, out)
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _lagged(x: FloatArray, lag: int) -> FloatArray:
+    """``x.shift(lag)``: NaN on the first ``lag`` bars."""
+    out = np.full(x.shape[0], np.nan)
+    if lag < x.shape[0]:
+        out[lag:] = x[: x.shape[0] - lag]
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _spread_pairs(
+    h: FloatArray, lo: FloatArray, c: FloatArray, lc: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """Corwin-Schultz two-bar spreads and Abdi-Ranaldo two-bar moments (NaN at bar 0); the
+    formulas and references are those of :mod:`trading_core.features.spread`."""
+    m = c.shape[0]
+    cs, ar = np.full(m, np.nan), np.full(m, np.nan)
+    for t in range(1, m):
+        cp = c[t - 1]
+        gap = max(lo[t] - cp, 0.0) + min(h[t] - cp, 0.0)
+        h_adj, lo_adj = h[t] - gap, lo[t] - gap
+        beta = math.log(h[t - 1] / lo[t - 1]) ** 2 + math.log(h_adj / lo_adj) ** 2
+        gamma = math.log(max(h[t - 1], h_adj) / min(lo[t - 1], lo_adj)) ** 2
+        alpha = math.sqrt(beta) * _CS_BETA - math.sqrt(gamma / _CS_K)
+        cs[t] = max(2.0 * math.tanh(alpha / 2.0), 0.0)
+        eta_prev = (math.log(h[t - 1]) + math.log(lo[t - 1])) / 2.0
+        eta = (math.log(h[t]) + math.log(lo[t])) / 2.0
+        ar[t] = 4.0 * (lc[t - 1] - eta_prev) * (lc[t - 1] - eta)
+    return cs, ar
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _candle_columns(
+    o: FloatArray, h: FloatArray, lo: FloatArray, c: FloatArray, v: FloatArray, out: FloatArray
+) -> None:
+    """Element-wise candle features and the engulfing pattern (columns 9, 14-16, 43)."""
+    for t in range(c.shape[0]):
+        rng = h[t] - lo[t]
+        out[t, 9] = c[t] * v[t]
+        out[t, 14] = math.log(h[t] / lo[t])
+        out[t, 15] = _sdiv((c[t] - lo[t]) - (h[t] - c[t]), rng, 0.0)
+        body_lo, body_hi = min(o[t], c[t]), max(o[t], c[t])
+        out[t, 16] = _sdiv((body_lo - lo[t]) - (h[t] - body_hi), rng, 0.0)
+        if t == 0:
+            out[t, 43] = np.nan
+            continue
+        po, pc = o[t - 1], c[t - 1]
+        bull = pc < po and c[t] > o[t] and c[t] >= po and o[t] <= pc
+        bear = pc > po and c[t] < o[t] and c[t] <= po and o[t] >= pc
+        out[t, 43] = 1.0 if bull else (-1.0 if bear else 0.0)
+
+
+_RIBBON_PAIRS: Final = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _ribbon_ratios(emas: tuple[FloatArray, ...], atr: FloatArray, ratios: FloatArray) -> None:
+    """(EMA_a - EMA_b) / (ATR / 4) for the six ordered pairs of EMAs 5/8/13/21; their tanh is
+    taken by numpy afterwards (its vectorised tanh is 7x faster than a scalar one per bar)."""
+    for p in range(6):
+        a, b = _RIBBON_PAIRS[p]
+        for t in range(atr.shape[0]):
+            ratios[t, p] = _sdiv(emas[a][t] - emas[b][t], 0.25 * atr[t], 0.0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _return_columns(c: FloatArray, lc: FloatArray, out: FloatArray) -> None:
+    """Log returns, realised volatilities and the features built on them (columns 0-7, 13,
+    19, 23, 24, 28, 39)."""
+    m = c.shape[0]
+    horizons = (1, 4, 12, 24, 72)
+    for j in range(5):
+        out[:, j] = lc - _lagged(lc, horizons[j])
+    lr1 = out[:, 0]
+    sq = lr1 * lr1
+    rv12, rv24 = np.sqrt(_mean(sq, 12, 1)), np.sqrt(_mean(sq, 24, 1))
+    rv72, rv48 = np.sqrt(_mean(sq, 72, 1)), np.sqrt(_mean(sq, 48, 1))
+    out[:, 5], out[:, 6], out[:, 7] = rv12, rv24, rv72
+    path24 = _sum(np.abs(c - _lagged(c, 1)), 24, 1)
+    lr4 = out[:, 1]
+    ms4_72 = _mean(lr4 * lr4, 72, 4)
+    corr = np.empty(m)
+    time_correlation(lc, 48, corr)
+    out[:, 19] = corr
+    for t in range(m):
+        out[t, 13] = _sdiv(abs(c[t] - c[t - 24]) if t >= 24 else np.nan, path24[t], 0.0)
+        out[t, 23] = _sdiv(out[t, 3], rv24[t] * math.sqrt(24.0), 0.0)
+        out[t, 24] = _sdiv(out[t, 2], rv48[t] * math.sqrt(12.0), 0.0)
+        if rv12[t] > 0.0 and rv72[t] > 0.0:
+            out[t, 28] = math.log(rv12[t] / rv72[t])
+        else:
+            out[t, 28] = rv72[t] * 0.0  # 0, or NaN in the warm-up
+        out[t, 39] = _sdiv(ms4_72[t], 4.0 * rv72[t] * rv72[t], 1.0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _atr(h: FloatArray, lo: FloatArray, c: FloatArray) -> FloatArray:
+    """Wilder's ATR(14): adjusted EMA of the true range (bar 0: its high - low)."""
+    tr = h - lo
+    for t in range(1, c.shape[0]):
+        tr[t] = max(tr[t], abs(h[t] - c[t - 1]), abs(lo[t] - c[t - 1]))
+    return _ewm(tr, 1.0 / 14.0, 0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _channel_columns(
+    h: FloatArray, lo: FloatArray, c: FloatArray, atr: FloatArray, out: FloatArray
+) -> None:
+    """Donchian / range position, support and resistance distances, stochastic %K and %D
+    (columns 21, 22, 26, 27, 33, 34)."""
+    m = c.shape[0]
+    hh48, ll48 = _extreme(h, 48, True), _extreme(lo, 48, False)
+    hh72, ll72 = _extreme(h, 72, True), _extreme(lo, 72, False)
+    hh14, ll14 = _extreme(h, 14, True), _extreme(lo, 14, False)
+    for t in range(m):
+        # the previous 48 / 72 bars' channel: the trailing extreme of bar t - 1
+        hp, lp = (hh48[t - 1], ll48[t - 1]) if t >= 48 else (np.nan, np.nan)
+        out[t, 21] = _sdiv(c[t] - (hp + lp) / 2.0, (hp - lp) / 2.0, 0.0)
+        out[t, 22] = _sdiv(c[t] - ll48[t], hh48[t] - ll48[t], 0.5)
+        hp72, lp72 = (hh72[t - 1], ll72[t - 1]) if t >= 72 else (np.nan, np.nan)
+        out[t, 26] = _sdiv(c[t] - lp72, atr[t], 0.0)
+        out[t, 27] = _sdiv(hp72 - c[t], atr[t], 0.0)
+        out[t, 33] = _sdiv(c[t] - ll14[t], hh14[t] - ll14[t], 0.5) * 100.0
+    out[:, 34] = _mean(out[:, 33].copy(), 3, 13)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _average_columns(
+    o: FloatArray, c: FloatArray, atr: FloatArray, out: FloatArray, ribbon: FloatArray
+) -> None:
+    """Moving-average, EMA, RSI and squeeze features (columns 8, 20, 25, 29-32, 35, 38, 42;
+    the ribbon's ratios)."""
+    m = c.shape[0]
+    diff = c - _lagged(c, 1)
+    gain = _ewm(np.maximum(diff, 0.0), 1.0 / 14.0, 1)
+    loss = _ewm(np.maximum(-diff, 0.0), 1.0 / 14.0, 1)
+    e5, e8 = _ewm(c, 2.0 / 6.0, 0), _ewm(c, 2.0 / 9.0, 0)
+    e13, e21 = _ewm(c, 2.0 / 14.0, 0), _ewm(c, 2.0 / 22.0, 0)
+    macd = _ewm(c, 2.0 / 13.0, 0) - _ewm(c, 2.0 / 27.0, 0)
+    macd_signal = _ewm(macd, 2.0 / 10.0, 0)
+    sma20, sma24, sma100 = _mean(c, 20, 0), _mean(c, 24, 0), _mean(c, 100, 0)
+    std20, std24 = _std(c, 20, 0), _std(c, 24, 0)
+    for t in range(m):
+        a = atr[t]
+        out[t, 8] = a / c[t]
+        out[t, 20] = _sdiv(sma20[t] - sma100[t], a, 0.0)
+        out[t, 25] = _sdiv(c[t] - sma24[t], std24[t], 0.0)
+        out[t, 29] = _sdiv(2.0 * std20[t], 1.5 * a, 1.0)
+        out[t, 31] = _sdiv(c[t] - sma20[t], a, 0.0)
+        out[t, 32] = _sdiv(gain[t], gain[t] + loss[t], 0.5) * 100.0
+        out[t, 35] = _sdiv(macd[t] - macd_signal[t], a, 0.0)
+        out[t, 38] = _sdiv(e5[t] - e21[t], a, 0.0)
+        out[t, 42] = _sdiv(c[t] - o[t], a, 0.0)
+    for t in range(m):
+        # squeeze_recent_6: Bollinger inside Keltner on any of the last 6 bars (the ratio is
+        # defined from bar 19, with the 20-bar std)
+        recent = np.nan
+        if t >= 24:
+            recent = 0.0
+            for k in range(t - 5, t + 1):
+                if out[k, 29] < 1.0:
+                    recent = 1.0
+        out[t, 30] = recent
+    _ribbon_ratios((e5, e8, e13, e21), atr, ribbon)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _volume_columns(
+    h: FloatArray,
+    lo: FloatArray,
+    c: FloatArray,
+    v: FloatArray,
+    lc: FloatArray,
+    atr: FloatArray,
+    out: FloatArray,
+) -> None:
+    """Dollar-volume, flow and spread features (columns 10-12, 17, 18, 36, 40, 41; reads the
+    candle columns 9 and 15)."""
+    m = c.shape[0]
+    dv = out[:, 9].copy()
+    out[:, 10] = _mean(dv, 24, 0)
+    vol24, vol12 = _sum(v, 24, 0), _sum(v, 12, 0)
+    ldv = np.log1p(dv)
+    ldv_mean, ldv_std = _mean(ldv, 168, 0), _std(ldv, 168, 0)
+    mf12 = _sum(out[:, 15] * v, 12, 0)
+    flow = np.empty(m)
+    for t in range(m):
+        flow[t] = _sign(lc[t] - lc[t - 1]) * v[t] if t > 0 else np.nan
+    obv24 = _sum(flow, 24, 1)
+    tpv24 = _sum((h + lo + c) / 3.0 * v, 24, 0)
+    cs, ar = _spread_pairs(h, lo, c, lc)
+    out[:, 17] = _mean(cs, 24, 1) * 10_000.0
+    ar_mean = _mean(ar, 24, 1)
+    for t in range(m):
+        out[t, 11] = _sdiv(v[t] * 24.0, vol24[t], 0.0)
+        out[t, 12] = _sdiv(ldv[t] - ldv_mean[t], ldv_std[t], 0.0)
+        out[t, 18] = math.sqrt(max(ar_mean[t], 0.0)) * 10_000.0
+        if ar_mean[t] != ar_mean[t]:
+            out[t, 18] = np.nan
+        if vol24[t] > 0.0:
+            out[t, 36] = _sdiv(c[t] - tpv24[t] / vol24[t], atr[t], 0.0)
+        else:
+            out[t, 36] = vol24[t] * 0.0  # 0, or NaN in the warm-up
+        out[t, 40] = _sdiv(mf12[t], vol12[t], 0.0)
+        out[t, 41] = _sdiv(obv24[t], vol24[t], 0.0)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _coin_features(
+    o: FloatArray,
+    h: FloatArray,
+    lo: FloatArray,
+    c: FloatArray,
+    v: FloatArray,
+    out: FloatArray,
+    ribbon: FloatArray,
+) -> None:
+    lc = np.log(c)
+    atr = _atr(h, lo, c)
+    _candle_columns(o, h, lo, c, v, out)
+    _return_columns(c, lc, out)
+    _channel_columns(h, lo, c, atr, out)
+    _average_columns(o, c, atr, out, ribbon)
+    _volume_columns(h, lo, c, v, lc, atr, out)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _feature_matrix(
+    o: FloatArray,
+    h: FloatArray,
+    lo: FloatArray,
+    c: FloatArray,
+    v: FloatArray,
+    starts: npt.NDArray[np.int64],
+) -> tuple[FloatArray, FloatArray]:
+    n = c.shape[0]
+    out = np.empty((_N_FEATURES, n)).T  # column-major: each feature one contiguous column
+    ribbon = np.empty((n, 6))
+    for g in range(starts.shape[0] - 1):
+        s, e = starts[g], starts[g + 1]
+        _coin_features(o[s:e], h[s:e], lo[s:e], c[s:e], v[s:e], out[s:e], ribbon[s:e])
+    return out, ribbon
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _mask_warmup(
+    out: FloatArray, starts: npt.NDArray[np.int64], warmup: npt.NDArray[np.int64]
+) -> None:
+    for g in range(starts.shape[0] - 1):
+        s, e = starts[g], starts[g + 1]
+        for j in range(_N_FEATURES):
+            out[s : s + min(warmup[j], e - s), j] = np.nan
+
+
+def feature_matrix(
+    ohlcv: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
+    starts: npt.NDArray[np.int64],
+    warmup: npt.NDArray[np.int64],
+) -> FloatArray:
+    """(n_rows, len(KERNEL_COLUMNS)) column-major features of validated bars ``ohlcv`` (open,
+    high, low, close, volume: float64 arrays of n_rows), one coin per block
+    ``starts[g]:starts[g + 1]`` (each sorted by time); NaN where a feature is in its warm-up
+    (the first ``warmup[j]`` bars of each block)."""
+    shapes = [np.shape(x) for x in ohlcv][:6]
+    if len(shapes) != 5 or len(set(shapes)) != 1 or len(shapes[0]) != 1:
+        raise ValueError(
+            f"ohlcv must be 5 one-dimensional arrays of one length (open, high, low, close, "
+            f"volume); got shapes {shapes}"
+        )
+    n = shapes[0][0]
+    if warmup.shape != (_N_FEATURES,):
+        raise ValueError(f"warmup must hold {_N_FEATURES} bar counts, got {warmup.shape}")
+    if starts.size < 1 or starts[0] != 0 or starts[-1] != n or np.any(np.diff(starts) < 0):
+        raise ValueError(f"starts must rise from 0 to {n}, got {starts!r}")
+    arrays = [np.ascontiguousarray(x, dtype=np.float64) for x in ohlcv]
+    starts, warmup = starts.astype(np.int64), warmup.astype(np.int64)
+    o, h, lo, c, v = arrays
+    matrix, ribbon = _feature_matrix(o, h, lo, c, v, starts)
+    matrix[:, _RIBBON_COLUMN] = np.tanh(ribbon).mean(axis=1)
+    _mask_warmup(matrix, starts, warmup)
+    result: FloatArray = matrix
+    return result
