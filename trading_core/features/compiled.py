@@ -113,23 +113,27 @@ def _lagged(x: FloatArray, lag: int) -> FloatArray:
 
 @numba.njit(cache=True, error_model="numpy")
 def _spread_pairs(
-    h: FloatArray, lo: FloatArray, c: FloatArray, lc: FloatArray
+    h: FloatArray, lo: FloatArray, c: FloatArray, lc: FloatArray, hl: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """Corwin-Schultz two-bar spreads and Abdi-Ranaldo two-bar moments (NaN at bar 0); the
-    formulas and references are those of :mod:`trading_core.features.spread`."""
+    """Corwin-Schultz two-bar spreads and Abdi-Ranaldo two-bar moments (NaN at bar 0) from
+    the bars and their log ranges ``hl``; the formulas and references are those of
+    :mod:`trading_core.features.spread`."""
     m = c.shape[0]
     cs, ar = np.full(m, np.nan), np.full(m, np.nan)
+    eta_prev = (math.log(h[0]) + math.log(lo[0])) / 2.0 if m else 0.0
     for t in range(1, m):
         cp = c[t - 1]
         gap = max(lo[t] - cp, 0.0) + min(h[t] - cp, 0.0)
         h_adj, lo_adj = h[t] - gap, lo[t] - gap
-        beta = math.log(h[t - 1] / lo[t - 1]) ** 2 + math.log(h_adj / lo_adj) ** 2
+        # without a gap the adjusted log range is the bar's own (computed once, in ``hl``)
+        range_adj = hl[t] if gap == 0.0 else math.log(h_adj / lo_adj)
+        beta = hl[t - 1] ** 2 + range_adj**2
         gamma = math.log(max(h[t - 1], h_adj) / min(lo[t - 1], lo_adj)) ** 2
         alpha = math.sqrt(beta) * _CS_BETA - math.sqrt(gamma / _CS_K)
         cs[t] = max(2.0 * math.tanh(alpha / 2.0), 0.0)
-        eta_prev = (math.log(h[t - 1]) + math.log(lo[t - 1])) / 2.0
         eta = (math.log(h[t]) + math.log(lo[t])) / 2.0
         ar[t] = 4.0 * (lc[t - 1] - eta_prev) * (lc[t - 1] - eta)
+        eta_prev = eta
     return cs, ar
 
 
@@ -292,7 +296,7 @@ def _volume_columns(
         flow[t] = _sign(lc[t] - lc[t - 1]) * v[t] if t > 0 else np.nan
     obv24 = _sum(flow, 24, 1)
     tpv24 = _sum((h + lo + c) / 3.0 * v, 24, 0)
-    cs, ar = _spread_pairs(h, lo, c, lc)
+    cs, ar = _spread_pairs(h, lo, c, lc, out[:, 14])
     out[:, 17] = _mean(cs, 24, 1) * 10_000.0
     ar_mean = _mean(ar, 24, 1)
     for t in range(m):
@@ -339,7 +343,7 @@ def _feature_matrix(
 ) -> tuple[FloatArray, FloatArray]:
     n = c.shape[0]
     out = np.empty((_N_FEATURES, n)).T  # column-major: each feature one contiguous column
-    ribbon = np.empty((n, 6))
+    ribbon = np.empty((6, n)).T  # column-major, so the six tanh columns add element-wise
     for g in range(starts.shape[0] - 1):
         s, e = starts[g], starts[g + 1]
         _coin_features(o[s:e], h[s:e], lo[s:e], c[s:e], v[s:e], out[s:e], ribbon[s:e])
@@ -380,7 +384,12 @@ def feature_matrix(
     starts, warmup = starts.astype(np.int64), warmup.astype(np.int64)
     o, h, lo, c, v = arrays
     matrix, ribbon = _feature_matrix(o, h, lo, c, v, starts)
-    matrix[:, _RIBBON_COLUMN] = np.tanh(ribbon).mean(axis=1)
+    terms = np.tanh(ribbon, out=ribbon)
+    ribbon_score = matrix[:, _RIBBON_COLUMN]
+    np.add(terms[:, 0], terms[:, 1], out=ribbon_score)
+    for p in range(2, 6):
+        ribbon_score += terms[:, p]
+    ribbon_score /= 6.0
     _mask_warmup(matrix, starts, warmup)
     result: FloatArray = matrix
     return result
