@@ -1,11 +1,15 @@
-"""Causal features over OHLCV bars (polars), candle spread estimates, and the training label.
+"""Causal features over OHLCV bars, candle spread estimates, and the training label.
 
-Public: FEATURE_COLUMNS, FEATURE_WARMUP_BARS, compute_features, warmup_bars, validate_bars,
-forward_return_bps (the non-causal label, kept in its own module), and the spread estimators
-in :mod:`trading_core.features.spread`.
+The features are defined as polars expressions (:mod:`trading_core.features.core`,
+``compute_features_polars``) and computed by one numba kernel that is tested equal to them
+(:mod:`trading_core.features.compiled`, ``compute_features``): 3x-4x faster on a year of bars.
+
+Public: FEATURE_COLUMNS, FEATURE_WARMUP_BARS, compute_features, compute_features_polars,
+warmup_bars, validate_bars, forward_return_bps (the non-causal label, kept in its own module),
+and the spread estimators in :mod:`trading_core.features.spread`.
 """
 
-from trading_core.features.compute import compute_features, validate_bars
+from trading_core.features.compute import compute_features, compute_features_polars, validate_bars
 from trading_core.features.core import (
     EMA_WARMUP_BARS,
     FEATURE_COLUMNS,
@@ -21,6 +25,7 @@ __all__ = [
     "FEATURE_WARMUP_BARS",
     "abdi_ranaldo_spread_bps",
     "compute_features",
+    "compute_features_polars",
     "corwin_schultz_spread_bps",
     "forward_return_bps",
     "validate_bars",
