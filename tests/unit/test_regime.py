@@ -181,28 +181,3 @@ def test_long_frame_by_symbol_equals_per_coin() -> None:
     for k, part in enumerate(coins):
         single = detect_regimes(part, DETECTION)
         assert long[1500 * k : 1500 * (k + 1)].tolist() == single.tolist()
-
-
-@pytest.mark.parametrize(
-    ("q", "window", "null_rows"),
-    [
-        (0.9, 720, (0, 1, 23)),  # leading nulls, as a rolling volatility has
-        (0.1, 50, (0, 400, 401, 999)),  # nulls mid-series too
-        (0.5, 1, (7,)),
-        (0.0, 33, ()),
-        (1.0, 200, tuple(range(30))),
-    ],
-)
-def test_filled_rolling_quantile_equals_polars_on_every_window(
-    q: float, window: int, null_rows: tuple[int, ...]
-) -> None:
-    from trading_core.regime.detector import _rolling_linear_quantile
-
-    rng = np.random.default_rng(window)
-    values: list[float | None] = list(np.cumsum(rng.normal(size=2000)) ** 2)
-    for row in null_rows:
-        values[row] = None
-    frame = pl.DataFrame({"x": values}, schema={"x": pl.Float64})
-    expected = frame.select(pl.col("x").rolling_quantile(q, "linear", window, min_samples=window))
-    got = frame.select(_rolling_linear_quantile(pl.col("x"), q, window))
-    assert got.to_series().to_list() == expected.to_series().to_list()
