@@ -23,8 +23,9 @@ import numpy.typing as npt
 
 from trading_core.features.rolling import (
     ewm_mean_adjusted,
-    rolling_extreme,
+    rolling_max,
     rolling_mean,
+    rolling_min,
     rolling_sum,
     rolling_var,
     time_correlation,
@@ -96,9 +97,15 @@ def _std(x: FloatArray, window: int, first: int) -> FloatArray:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _extreme(x: FloatArray, window: int, largest: bool) -> FloatArray:
-    out = np.empty(x.shape[0])
-    rolling_extreme(x, window, largest, out)
+def _channels(h: FloatArray, lo: FloatArray) -> FloatArray:
+    """Trailing highest highs (rows 0-2) and lowest lows (rows 3-5) over 48, 72 and 14 bars.
+
+    One call site per deque kernel, in a loop: six inlined copies measured 3x slower in all."""
+    out = np.empty((6, h.shape[0]))
+    windows = (48, 72, 14)
+    for i in range(3):
+        rolling_max(h, windows[i], out[i])
+        rolling_min(lo, windows[i], out[3 + i])
     return out
 
 
@@ -217,9 +224,9 @@ def _channel_columns(
     """Donchian / range position, support and resistance distances, stochastic %K and %D
     (columns 21, 22, 26, 27, 33, 34)."""
     m = c.shape[0]
-    hh48, ll48 = _extreme(h, 48, True), _extreme(lo, 48, False)
-    hh72, ll72 = _extreme(h, 72, True), _extreme(lo, 72, False)
-    hh14, ll14 = _extreme(h, 14, True), _extreme(lo, 14, False)
+    channels = _channels(h, lo)
+    hh48, hh72, hh14 = channels[0], channels[1], channels[2]
+    ll48, ll72, ll14 = channels[3], channels[4], channels[5]
     for t in range(m):
         # the previous 48 / 72 bars' channel: the trailing extreme of bar t - 1
         hp, lp = (hh48[t - 1], ll48[t - 1]) if t >= 48 else (np.nan, np.nan)

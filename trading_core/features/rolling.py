@@ -100,17 +100,32 @@ def rolling_var(x: FloatArray, window: int, first: int, ddof: int, out: FloatArr
 
 
 @numba.njit(cache=True, error_model="numpy")
-def rolling_extreme(x: FloatArray, window: int, largest: bool, out: FloatArray) -> None:
-    """Trailing max (``largest``) or min of ``window`` values; NaN on the first window - 1."""
+def rolling_max(x: FloatArray, window: int, out: FloatArray) -> None:
+    """Trailing max of ``window`` values (NaN on the first ``window - 1``): a monotone deque of
+    candidate positions, amortised O(1) per bar."""
     n = x.shape[0]
     deque = np.empty(n, dtype=np.int64)
     head, tail = 0, 0
     for t in range(n):
         value = x[t]
-        while tail > head and (
-            (largest and x[deque[tail - 1]] <= value)
-            or (not largest and x[deque[tail - 1]] >= value)
-        ):
+        while tail > head and x[deque[tail - 1]] <= value:
+            tail -= 1
+        deque[tail] = t
+        tail += 1
+        if deque[head] <= t - window:
+            head += 1
+        out[t] = x[deque[head]] if t >= window - 1 else np.nan
+
+
+@numba.njit(cache=True, error_model="numpy")
+def rolling_min(x: FloatArray, window: int, out: FloatArray) -> None:
+    """Trailing min of ``window`` values, as :func:`rolling_max`."""
+    n = x.shape[0]
+    deque = np.empty(n, dtype=np.int64)
+    head, tail = 0, 0
+    for t in range(n):
+        value = x[t]
+        while tail > head and x[deque[tail - 1]] >= value:
             tail -= 1
         deque[tail] = t
         tail += 1
