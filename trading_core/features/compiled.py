@@ -181,31 +181,41 @@ def _ribbon_ratios(emas: tuple[FloatArray, ...], atr: FloatArray, ratios: FloatA
 @numba.njit(cache=True, error_model="numpy")
 def _return_columns(c: FloatArray, lc: FloatArray, out: FloatArray) -> None:
     """Log returns, realised volatilities and the features built on them (columns 0-7, 13,
-    19, 23, 24, 28, 39)."""
+    19, 23, 24, 28, 39). Rolling results go straight into their columns or one scratch row
+    each: a year of bars per temporary is 70 KB of memory traffic."""
     m = c.shape[0]
     horizons = (1, 4, 12, 24, 72)
     for j in range(5):
-        out[:, j] = lc - _lagged(lc, horizons[j])
-    lr1 = out[:, 0]
-    sq = lr1 * lr1
-    rv12, rv24 = np.sqrt(_mean(sq, 12, 1)), np.sqrt(_mean(sq, 24, 1))
-    rv72, rv48 = np.sqrt(_mean(sq, 72, 1)), np.sqrt(_mean(sq, 48, 1))
-    out[:, 5], out[:, 6], out[:, 7] = rv12, rv24, rv72
-    path24 = _sum(np.abs(c - _lagged(c, 1)), 24, 1)
-    lr4 = out[:, 1]
-    ms4_72 = _mean(lr4 * lr4, 72, 4)
-    corr = np.empty(m)
-    time_correlation(lc, 48, corr)
-    out[:, 19] = corr
+        k = horizons[j]
+        for t in range(m):
+            out[t, j] = lc[t] - lc[t - k] if t >= k else np.nan
+    scratch = np.empty((4, m))
+    sq, rv48, path24, ms4_72 = scratch[0], scratch[1], scratch[2], scratch[3]
     for t in range(m):
+        sq[t] = out[t, 0] * out[t, 0]
+    rolling_mean(sq, 12, 1, out[:, 5])
+    rolling_mean(sq, 24, 1, out[:, 6])
+    rolling_mean(sq, 72, 1, out[:, 7])
+    rolling_mean(sq, 48, 1, rv48)
+    for t in range(m):
+        sq[t] = abs(c[t] - c[t - 1]) if t > 0 else np.nan
+    rolling_sum(sq, 24, 1, path24)
+    for t in range(m):
+        sq[t] = out[t, 1] * out[t, 1]
+    rolling_mean(sq, 72, 4, ms4_72)
+    time_correlation(lc, 48, out[:, 19])
+    for t in range(m):
+        ms72 = out[t, 7]
+        rv12, rv24, rv72 = math.sqrt(out[t, 5]), math.sqrt(out[t, 6]), math.sqrt(ms72)
+        out[t, 5], out[t, 6], out[t, 7] = rv12, rv24, rv72
         out[t, 13] = _sdiv(abs(c[t] - c[t - 24]) if t >= 24 else np.nan, path24[t], 0.0)
-        out[t, 23] = _sdiv(out[t, 3], rv24[t] * math.sqrt(24.0), 0.0)
-        out[t, 24] = _sdiv(out[t, 2], rv48[t] * math.sqrt(12.0), 0.0)
-        if rv12[t] > 0.0 and rv72[t] > 0.0:
-            out[t, 28] = math.log(rv12[t] / rv72[t])
+        out[t, 23] = _sdiv(out[t, 3], rv24 * math.sqrt(24.0), 0.0)
+        out[t, 24] = _sdiv(out[t, 2], math.sqrt(rv48[t]) * math.sqrt(12.0), 0.0)
+        if rv12 > 0.0 and rv72 > 0.0:
+            out[t, 28] = math.log(rv12 / rv72)
         else:
-            out[t, 28] = rv72[t] * 0.0  # 0, or NaN in the warm-up
-        out[t, 39] = _sdiv(ms4_72[t], 4.0 * rv72[t] * rv72[t], 1.0)
+            out[t, 28] = rv72 * 0.0  # 0, or NaN in the warm-up
+        out[t, 39] = _sdiv(ms4_72[t], 4.0 * rv72 * rv72, 1.0)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -246,24 +256,37 @@ def _average_columns(
     """Moving-average, EMA, RSI and squeeze features (columns 8, 20, 25, 29-32, 35, 38, 42;
     the ribbon's ratios)."""
     m = c.shape[0]
-    diff = c - _lagged(c, 1)
-    gain = _ewm(np.maximum(diff, 0.0), 1.0 / 14.0, 1)
-    loss = _ewm(np.maximum(-diff, 0.0), 1.0 / 14.0, 1)
-    e5, e8 = _ewm(c, 2.0 / 6.0, 0), _ewm(c, 2.0 / 9.0, 0)
-    e13, e21 = _ewm(c, 2.0 / 14.0, 0), _ewm(c, 2.0 / 22.0, 0)
-    macd = _ewm(c, 2.0 / 13.0, 0) - _ewm(c, 2.0 / 27.0, 0)
-    macd_signal = _ewm(macd, 2.0 / 10.0, 0)
-    sma20, sma24, sma100 = _mean(c, 20, 0), _mean(c, 24, 0), _mean(c, 100, 0)
-    std20, std24 = _std(c, 20, 0), _std(c, 24, 0)
+    s = np.empty((14, m))  # scratch rows, one allocation
+    up, down, gain, loss = s[0], s[1], s[2], s[3]
+    e5, e8, e13, e21, macd, signal = s[4], s[5], s[6], s[7], s[8], s[9]
+    sma20, sma24, sma100, var20 = s[10], s[11], s[12], s[13]
+    for t in range(m):
+        d = c[t] - c[t - 1] if t > 0 else np.nan
+        up[t], down[t] = max(d, 0.0), max(-d, 0.0)
+    ewm_mean_adjusted(up, 1.0 / 14.0, 1, gain)
+    ewm_mean_adjusted(down, 1.0 / 14.0, 1, loss)
+    spans = (5.0, 8.0, 13.0, 21.0)
+    for i in range(4):
+        ewm_mean_adjusted(c, 2.0 / (spans[i] + 1.0), 0, s[4 + i])
+    ewm_mean_adjusted(c, 2.0 / 13.0, 0, macd)
+    ewm_mean_adjusted(c, 2.0 / 27.0, 0, up)  # up is free again: the EMA(26)
+    for t in range(m):
+        macd[t] -= up[t]
+    ewm_mean_adjusted(macd, 2.0 / 10.0, 0, signal)
+    rolling_mean(c, 20, 0, sma20)
+    rolling_mean(c, 24, 0, sma24)
+    rolling_mean(c, 100, 0, sma100)
+    rolling_var(c, 20, 0, 1, var20)
+    rolling_var(c, 24, 0, 1, down)  # down is free again: the 24-bar variance
     for t in range(m):
         a = atr[t]
         out[t, 8] = a / c[t]
         out[t, 20] = _sdiv(sma20[t] - sma100[t], a, 0.0)
-        out[t, 25] = _sdiv(c[t] - sma24[t], std24[t], 0.0)
-        out[t, 29] = _sdiv(2.0 * std20[t], 1.5 * a, 1.0)
+        out[t, 25] = _sdiv(c[t] - sma24[t], math.sqrt(down[t]), 0.0)
+        out[t, 29] = _sdiv(2.0 * math.sqrt(var20[t]), 1.5 * a, 1.0)
         out[t, 31] = _sdiv(c[t] - sma20[t], a, 0.0)
         out[t, 32] = _sdiv(gain[t], gain[t] + loss[t], 0.5) * 100.0
-        out[t, 35] = _sdiv(macd[t] - macd_signal[t], a, 0.0)
+        out[t, 35] = _sdiv(macd[t] - signal[t], a, 0.0)
         out[t, 38] = _sdiv(e5[t] - e21[t], a, 0.0)
         out[t, 42] = _sdiv(c[t] - o[t], a, 0.0)
     for t in range(m):
@@ -290,27 +313,35 @@ def _volume_columns(
     out: FloatArray,
 ) -> None:
     """Dollar-volume, flow and spread features (columns 10-12, 17, 18, 36, 40, 41; reads the
-    candle columns 9 and 15)."""
+    candle columns 9, 14 and 15)."""
     m = c.shape[0]
-    dv = out[:, 9].copy()
-    out[:, 10] = _mean(dv, 24, 0)
-    vol24, vol12 = _sum(v, 24, 0), _sum(v, 12, 0)
-    ldv = np.log1p(dv)
-    ldv_mean, ldv_std = _mean(ldv, 168, 0), _std(ldv, 168, 0)
-    mf12 = _sum(out[:, 15] * v, 12, 0)
-    flow = np.empty(m)
+    s = np.empty((10, m))  # scratch rows, one allocation
+    vol24, vol12, ldv, ldv_mean, ldv_var = s[0], s[1], s[2], s[3], s[4]
+    work, mf12, obv24, tpv24, ar_mean = s[5], s[6], s[7], s[8], s[9]
+    rolling_mean(out[:, 9], 24, 0, out[:, 10])
+    rolling_sum(v, 24, 0, vol24)
+    rolling_sum(v, 12, 0, vol12)
     for t in range(m):
-        flow[t] = _sign(lc[t] - lc[t - 1]) * v[t] if t > 0 else np.nan
-    obv24 = _sum(flow, 24, 1)
-    tpv24 = _sum((h + lo + c) / 3.0 * v, 24, 0)
+        ldv[t] = math.log1p(out[t, 9])
+        work[t] = out[t, 15] * v[t]
+    rolling_mean(ldv, 168, 0, ldv_mean)
+    rolling_var(ldv, 168, 0, 1, ldv_var)
+    rolling_sum(work, 12, 0, mf12)
+    for t in range(m):
+        work[t] = _sign(lc[t] - lc[t - 1]) * v[t] if t > 0 else np.nan
+    rolling_sum(work, 24, 1, obv24)
+    for t in range(m):
+        work[t] = (h[t] + lo[t] + c[t]) / 3.0 * v[t]
+    rolling_sum(work, 24, 0, tpv24)
     cs, ar = _spread_pairs(h, lo, c, lc, out[:, 14])
-    out[:, 17] = _mean(cs, 24, 1) * 10_000.0
-    ar_mean = _mean(ar, 24, 1)
+    rolling_mean(cs, 24, 1, out[:, 17])
+    rolling_mean(ar, 24, 1, ar_mean)
     for t in range(m):
         out[t, 11] = _sdiv(v[t] * 24.0, vol24[t], 0.0)
-        out[t, 12] = _sdiv(ldv[t] - ldv_mean[t], ldv_std[t], 0.0)
+        out[t, 12] = _sdiv(ldv[t] - ldv_mean[t], math.sqrt(ldv_var[t]), 0.0)
+        out[t, 17] *= 10_000.0
         out[t, 18] = math.sqrt(max(ar_mean[t], 0.0)) * 10_000.0
-        if ar_mean[t] != ar_mean[t]:
+        if math.isnan(ar_mean[t]):
             out[t, 18] = np.nan
         if vol24[t] > 0.0:
             out[t, 36] = _sdiv(c[t] - tpv24[t] / vol24[t], atr[t], 0.0)

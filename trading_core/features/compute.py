@@ -74,9 +74,9 @@ def compute_features(bars: pl.DataFrame, *, by: str | None = None) -> pl.DataFra
     features = [
         pl.Series(name, matrix[:, j], nan_to_null=True) for j, name in enumerate(KERNEL_COLUMNS)
     ]
-    cast = [pl.col(c).cast(pl.Float64) for c in (*PRICE_COLUMNS, "volume")]
-    kept = bars.drop(*(c for c in FEATURE_COLUMNS if c in bars.columns)).with_columns(cast)
-    return kept.hstack(features)
+    kept = bars.drop(*(c for c in FEATURE_COLUMNS if c in bars.columns))
+    cast = [pl.col(c).cast(pl.Float64) for c in _OHLCV if kept.schema[c] != pl.Float64]
+    return (kept.with_columns(cast) if cast else kept).hstack(features)
 
 
 def _checked_arrays(bars: pl.DataFrame, by: str | None) -> tuple[OhlcvArrays, IntArray]:
