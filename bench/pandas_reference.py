@@ -2,7 +2,7 @@
 
 The named peer of bench/features_engines.py: one coin at a time, pandas rolling/ewm, the same
 formulas as trading_core.features / engines / regime written again from their docstrings. The
-hysteresis step is plain numpy in both (trading_core.regime.apply_hysteresis is reused).
+regime hysteresis is plain numpy here (the product's is a numba kernel).
 """
 
 import math
@@ -19,9 +19,28 @@ from trading_core.regime.detector import (
     PANIC,
     RANGE,
     TREND,
-    apply_hysteresis,
     raw_warmup_bars,
 )
+
+_BY_PRIORITY = np.array([RANGE, TREND, PANIC, ILLIQUID], dtype=np.int8)  # ties go to the last
+
+
+def _hysteresis(
+    raw: np.ndarray, immediate: np.ndarray, hysteresis_bars: int, warmup_bars: int, memory: int
+) -> np.ndarray:
+    """Label of the latest confirmation (``hysteresis_bars`` equal raw labels in a row, a jump,
+    or the warm-up) within ``memory`` bars; else the most frequent raw label of the last
+    ``memory + 1`` bars (ties to the higher priority)."""
+    idx = np.arange(raw.size)
+    run_start = np.maximum.accumulate(np.where(np.r_[True, raw[1:] != raw[:-1]], idx, 0))
+    confirmed = (idx - run_start + 1 >= hysteresis_bars) | immediate | (idx < warmup_bars)
+    last = np.maximum.accumulate(np.where(confirmed, idx, -1))
+    one_hot = (raw[:, None] == _BY_PRIORITY[None, :]).astype(np.int64)
+    cumulative = np.vstack([np.zeros((1, 4), np.int64), np.cumsum(one_hot, axis=0)])
+    counts = cumulative[idx + 1] - cumulative[np.maximum(idx - memory, 0)]
+    mode = _BY_PRIORITY[np.argmax(counts * 4 + np.arange(4)[None, :], axis=1)]
+    fresh = (last >= 0) & (idx - last <= memory)
+    return np.where(fresh, raw[np.maximum(last, 0)], mode).astype(np.int8)
 
 
 def _sdiv(num: pd.Series, den: pd.Series, default: float = 0.0) -> pd.Series:
@@ -235,8 +254,8 @@ def regimes_pandas(df: pd.DataFrame, detection: RegimeDetectionSection) -> np.nd
     warm = raw_warmup_bars(detection)
     raw[:warm] = ILLIQUID
     jump[:warm] = False
-    return apply_hysteresis(
-        raw, jump & (raw == PANIC), hysteresis_bars=detection.hysteresis_bars, warmup_bars=warm
+    return _hysteresis(
+        raw, jump & (raw == PANIC), detection.hysteresis_bars, warm, detection.state_memory_bars
     )
 
 
