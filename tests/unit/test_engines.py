@@ -22,6 +22,7 @@ from trading_core.engines import (
     run_engines,
     run_rule_engines,
 )
+from trading_core.engines.base import guard, guard_into
 from trading_core.engines.learned import ML_INPUT_COLUMNS
 from trading_core.features import FEATURE_COLUMNS, compute_features
 from trading_core.types import Regime
@@ -303,3 +304,32 @@ def test_long_frame_needs_contiguous_coins() -> None:
     mixed = pl.concat([a.head(5), b, a.tail(5)])
     with pytest.raises(ValueError, match="contiguous"):
         run_engines(compute_features(mixed, by="symbol"), EngineContext(), by="symbol")
+
+
+@pytest.mark.parametrize(
+    ("signal", "confidence", "silent", "expected"),
+    [
+        (0.5, 0.4, False, (0.5, 0.4)),
+        (1.7, 1.2, False, (1.0, 1.0)),
+        (-3.0, -0.1, False, (-1.0, 0.0)),
+        (0.5, 0.4, True, (0.0, 0.0)),
+        (np.nan, 0.4, False, (0.0, 0.0)),
+        (0.5, np.inf, False, (0.0, 0.0)),
+        (-np.inf, 0.4, False, (0.0, 0.0)),
+    ],
+)
+def test_guard_known_answers(
+    signal: float, confidence: float, silent: bool, expected: tuple[float, float]
+) -> None:
+    sig, conf = guard(np.array([signal]), np.array([confidence]), np.array([silent]))
+    assert (sig[0], conf[0]) == expected
+
+
+def test_guard_into_writes_matrix_column_and_silences_warmup_rows() -> None:
+    signals = np.full((5, 3), 9.0, order="F")
+    confidences = np.full((5, 3), 9.0, order="F")
+    raw = np.array([0.1, -0.2, 0.3, 2.0, np.nan])
+    guard_into(raw, np.full(5, 0.5), np.arange(5), 2, signals[:, 1], confidences[:, 1])
+    np.testing.assert_array_equal(signals[:, 1], [0.0, 0.0, 0.3, 1.0, 0.0])
+    np.testing.assert_array_equal(confidences[:, 1], [0.0, 0.0, 0.5, 0.5, 0.0])
+    assert (signals[:, [0, 2]] == 9.0).all() and (confidences[:, [0, 2]] == 9.0).all()

@@ -135,41 +135,51 @@ def guard(
     volatility); clip the rest to range."""
     n = silent.shape[0]
     sig, conf = np.empty(n), np.empty(n)
-    guard_into(signal, confidence, silent, sig, conf)
+    # silent rows as "bar position 0 of a 1-bar warm-up"
+    guard_into(signal, confidence, (~silent).astype(np.int64), 1, sig, conf)
     return sig, conf
 
 
 def guard_into(
     signal: FloatArray,
     confidence: FloatArray,
-    silent: npt.NDArray[np.bool_],
+    bar_index: npt.NDArray[np.integer],
+    warmup_bars: int,
     signal_out: FloatArray,
     confidence_out: FloatArray,
 ) -> None:
-    """:func:`guard` written into ``signal_out`` / ``confidence_out`` (e.g. a column of the
-    engine matrix, so no temporary is allocated)."""
-    n = silent.shape[0]
+    """:func:`guard` with rows silent where ``bar_index < warmup_bars``, written into
+    ``signal_out`` / ``confidence_out`` (e.g. a column of the engine matrix: no temporaries)."""
+    n = bar_index.shape[0]
     _guard_kernel(
-        np.broadcast_to(np.asarray(signal, dtype=np.float64), (n,)),
-        np.broadcast_to(np.asarray(confidence, dtype=np.float64), (n,)),
-        silent,
+        _float_series(signal, n),
+        _float_series(confidence, n),
+        bar_index,
+        warmup_bars,
         signal_out,
         confidence_out,
     )
+
+
+def _float_series(values: FloatArray, n: int) -> FloatArray:
+    if isinstance(values, np.ndarray) and values.dtype == np.float64 and values.shape == (n,):
+        return values
+    return np.broadcast_to(np.asarray(values, dtype=np.float64), (n,))
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _guard_kernel(
     signal: FloatArray,
     confidence: FloatArray,
-    silent: npt.NDArray[np.bool_],
+    bar_index: npt.NDArray[np.integer],
+    warmup_bars: int,
     signal_out: FloatArray,
     confidence_out: FloatArray,
 ) -> None:
     # one pass instead of ten numpy temporaries per engine
-    for t in range(silent.shape[0]):
+    for t in range(bar_index.shape[0]):
         s, c = signal[t], confidence[t]
-        if silent[t] or not (math.isfinite(s) and math.isfinite(c)):
+        if bar_index[t] < warmup_bars or not (math.isfinite(s) and math.isfinite(c)):
             signal_out[t], confidence_out[t] = 0.0, 0.0
         else:
             signal_out[t] = min(max(s, -1.0), 1.0)

@@ -195,7 +195,8 @@ def rule_signal_arrays(
         guard_into(
             raw_signal,
             raw_confidence,
-            bar_index < spec.warmup_bars,
+            bar_index,
+            spec.warmup_bars,
             signals[:, j],
             confidences[:, j],
         )

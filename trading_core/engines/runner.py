@@ -59,8 +59,14 @@ def run_engines(
         signals_frame = pl.DataFrame({c: rule_signals[:, j] for j, c in enumerate(SIGNAL_COLUMNS)})
         frame = ml_input_frame(bars_with_features, signals_frame)
         raw_signal, raw_confidence = ml_brain_signal(frame, ctx)
-        silent = bar_index < ML_WARMUP_BARS
-        guard_into(raw_signal, raw_confidence, silent, signals[:, -1], confidences[:, -1])
+        guard_into(
+            raw_signal,
+            raw_confidence,
+            bar_index,
+            ML_WARMUP_BARS,
+            signals[:, -1],
+            confidences[:, -1],
+        )
     return EngineMatrix(names=ENGINE_NAMES, signals=signals, confidences=confidences)
 
 
