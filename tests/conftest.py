@@ -4,6 +4,12 @@ from collections.abc import Iterator
 
 import pytest
 import structlog
+from hypothesis import settings
+
+# Property tests draw the same examples on every run and machine (a CI run must not find a new
+# counterexample by chance; a failing example is reproduced by running the test again).
+settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
+settings.load_profile("deterministic")
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,7 @@ from trading_core.engines.base import (
     run_raw,
 )
 from trading_core.features.core import FEATURE_WARMUP_BARS
+from trading_core.pooled import pooled_empty
 from trading_core.types import Regime
 
 T, R, P = Regime.TREND, Regime.RANGE, Regime.PANIC
@@ -187,8 +188,8 @@ def rule_signal_arrays(
         raise ValueError(f"columns {columns} must be >= {len(RULE_ENGINES)} (the rule engines)")
     n = bar_index.shape[0]
     # Column-major: each engine writes one contiguous column.
-    signals = np.empty((n, columns), order="F")
-    confidences = np.empty((n, columns), order="F")
+    signals = pooled_empty((n, columns), fortran=True)  # see trading_core.pooled
+    confidences = pooled_empty((n, columns), fortran=True)
     for j, spec in enumerate(RULE_ENGINES):
         assert spec.raw_fn is not None  # noqa: S101 - every rule spec is built with one
         raw_signal, raw_confidence = run_raw(spec.raw_fn, features, ctx, n)

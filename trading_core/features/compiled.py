@@ -30,6 +30,7 @@ from trading_core.features.rolling import (
     rolling_var,
     time_correlation,
 )
+from trading_core.pooled import pooled_empty
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -378,14 +379,13 @@ def _feature_matrix(
     c: FloatArray,
     v: FloatArray,
     starts: npt.NDArray[np.int64],
-) -> tuple[FloatArray, FloatArray]:
-    n = c.shape[0]
-    out = np.empty((_N_FEATURES, n)).T  # column-major: each feature one contiguous column
-    ribbon = np.empty((6, n)).T  # column-major, so the six tanh columns add element-wise
+    out: FloatArray,
+) -> FloatArray:
+    ribbon = np.empty((6, c.shape[0])).T  # column-major: the six tanh columns add element-wise
     for g in range(starts.shape[0] - 1):
         s, e = starts[g], starts[g + 1]
         _coin_features(o[s:e], h[s:e], lo[s:e], c[s:e], v[s:e], out[s:e], ribbon[s:e])
-    return out, ribbon
+    return ribbon
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -421,7 +421,9 @@ def feature_matrix(
     arrays = [np.ascontiguousarray(x, dtype=np.float64) for x in ohlcv]
     starts, warmup = starts.astype(np.int64), warmup.astype(np.int64)
     o, h, lo, c, v = arrays
-    matrix, ribbon = _feature_matrix(o, h, lo, c, v, starts)
+    # column-major, each feature one contiguous column; pooled: see trading_core.pooled
+    matrix = pooled_empty((n, _N_FEATURES), fortran=True)
+    ribbon = _feature_matrix(o, h, lo, c, v, starts, matrix)
     terms = np.tanh(ribbon, out=ribbon)
     ribbon_score = matrix[:, _RIBBON_COLUMN]
     np.add(terms[:, 0], terms[:, 1], out=ribbon_score)
