@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,22 +87,21 @@ def run_compiled_long(long: pl.DataFrame) -> int:
     return len(parts)
 
 
-def run_compiled_per_coin(long: pl.DataFrame) -> int:
+def _per_coin(long: pl.DataFrame, features: Callable[[pl.DataFrame], pl.DataFrame]) -> int:
     btc = _btc(long)
     n = 0
     for part in long.partition_by("symbol", maintain_order=True):
-        polars_coin(compute_features(part.drop("symbol")), part, btc)
+        polars_coin(features(part.drop("symbol")), part, btc)
         n += 1
     return n
+
+
+def run_compiled_per_coin(long: pl.DataFrame) -> int:
+    return _per_coin(long, compute_features)
 
 
 def run_polars_expressions_per_coin(long: pl.DataFrame) -> int:
-    btc = _btc(long)
-    n = 0
-    for part in long.partition_by("symbol", maintain_order=True):
-        polars_coin(compute_features_polars(part.drop("symbol")), part, btc)
-        n += 1
-    return n
+    return _per_coin(long, compute_features_polars)
 
 
 def run_pandas(long: pl.DataFrame) -> int:

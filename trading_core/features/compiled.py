@@ -70,34 +70,6 @@ def _sign(x: float) -> float:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _mean(x: FloatArray, window: int, first: int) -> FloatArray:
-    out = np.empty(x.shape[0])
-    rolling_mean(x, window, first, out)
-    return out
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _sum(x: FloatArray, window: int, first: int) -> FloatArray:
-    out = np.empty(x.shape[0])
-    rolling_sum(x, window, first, out)
-    return out
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _ewm(x: FloatArray, alpha: float, first: int) -> FloatArray:
-    out = np.empty(x.shape[0])
-    ewm_mean_adjusted(x, alpha, first, out)
-    return out
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _std(x: FloatArray, window: int, first: int) -> FloatArray:
-    out = np.empty(x.shape[0])
-    rolling_var(x, window, first, 1, out)
-    return np.sqrt(out)
-
-
-@numba.njit(cache=True, error_model="numpy")
 def _channels(h: FloatArray, lo: FloatArray) -> FloatArray:
     """Trailing highest highs (rows 0-2) and lowest lows (rows 3-5) over 48, 72 and 14 bars.
 
@@ -107,15 +79,6 @@ def _channels(h: FloatArray, lo: FloatArray) -> FloatArray:
     for i in range(3):
         rolling_max(h, windows[i], out[i])
         rolling_min(lo, windows[i], out[3 + i])
-    return out
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _lagged(x: FloatArray, lag: int) -> FloatArray:
-    """``x.shift(lag)``: NaN on the first ``lag`` bars."""
-    out = np.full(x.shape[0], np.nan)
-    if lag < x.shape[0]:
-        out[lag:] = x[: x.shape[0] - lag]
     return out
 
 
@@ -225,7 +188,9 @@ def _atr(h: FloatArray, lo: FloatArray, c: FloatArray) -> FloatArray:
     tr = h - lo
     for t in range(1, c.shape[0]):
         tr[t] = max(tr[t], abs(h[t] - c[t - 1]), abs(lo[t] - c[t - 1]))
-    return _ewm(tr, 1.0 / 14.0, 0)
+    atr = np.empty(c.shape[0])
+    ewm_mean_adjusted(tr, 1.0 / 14.0, 0, atr)
+    return atr
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -247,7 +212,7 @@ def _channel_columns(
         out[t, 26] = _sdiv(c[t] - lp72, atr[t], 0.0)
         out[t, 27] = _sdiv(hp72 - c[t], atr[t], 0.0)
         out[t, 33] = _sdiv(c[t] - ll14[t], hh14[t] - ll14[t], 0.5) * 100.0
-    out[:, 34] = _mean(out[:, 33].copy(), 3, 13)
+    rolling_mean(out[:, 33], 3, 13, out[:, 34])
 
 
 @numba.njit(cache=True, error_model="numpy")
