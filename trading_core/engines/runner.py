@@ -14,6 +14,7 @@ from trading_core.engines.base import (
 from trading_core.engines.learned import ML_WARMUP_BARS, ml_brain_signal, ml_input_frame
 from trading_core.engines.registry import ENGINE_NAMES
 from trading_core.engines.rules import RULE_INPUT_COLUMNS, SIGNAL_COLUMNS, rule_signal_arrays
+from trading_core.market.blocks import is_contiguous
 from trading_core.market.schema import TIMESTAMP
 
 
@@ -31,8 +32,7 @@ def _bar_index(bars: pl.DataFrame, by: str | None) -> npt.NDArray[np.int64]:
         return np.arange(bars.height, dtype=np.int64)
     if by not in bars.columns:
         raise ValueError(f"bars have no {by!r} column to group coins by: {bars.columns[:8]}")
-    runs = bars.select(pl.col(by).rle_id().max()).item()
-    if bars.height and runs + 1 != bars.get_column(by).n_unique():
+    if not is_contiguous(bars, by):
         raise ValueError(f"each {by!r} must occupy one contiguous block of rows (sort by it)")
     index = bars.select(pl.int_range(pl.len(), dtype=pl.Int64).over(by)).to_series()
     return index.to_numpy()

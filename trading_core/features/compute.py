@@ -12,6 +12,7 @@ import polars as pl
 from trading_core.errors import DataValidationError
 from trading_core.features.compiled import KERNEL_COLUMNS, feature_matrix
 from trading_core.features.core import FEATURE_COLUMNS, FEATURE_WARMUP_BARS, apply_feature_stages
+from trading_core.market.blocks import block_starts, is_contiguous
 from trading_core.market.schema import OHLCV_COLUMNS, PRICE_COLUMNS, TIMESTAMP
 
 FloatArray = npt.NDArray[np.float64]
@@ -65,7 +66,7 @@ def compute_features(bars: pl.DataFrame, *, by: str | None = None) -> pl.DataFra
     ``by="symbol"`` (each coin sorted; features never cross coins). Raises DataValidationError
     on bars :func:`validate_bars` rejects.
     """
-    if by is not None and by in bars.columns and not _contiguous(bars, by):
+    if by is not None and by in bars.columns and not is_contiguous(bars, by):
         # the kernel wants each coin in one block: compute in coin order, then restore rows
         ordered = bars.with_row_index("__row").sort(by, maintain_order=True)
         return compute_features(ordered.drop("__row"), by=by).sort(ordered["__row"])
@@ -87,7 +88,7 @@ def _checked_arrays(bars: pl.DataFrame, by: str | None) -> tuple[OhlcvArrays, In
         validate_bars(bars, by=by)  # raises with the exact reason, or accepts nulls-free data
     _check_numeric(bars)
     o, h, lo, c, v = (bars.get_column(n).cast(pl.Float64).to_numpy() for n in _OHLCV)
-    starts = _block_starts(bars, by)
+    starts = block_starts(bars, by)
     ts = bars.get_column(TIMESTAMP).to_physical().to_numpy()
     steps = np.diff(ts) > 0
     steps[starts[1:-1] - 1] = True  # a new coin's first bar may start earlier
@@ -109,18 +110,3 @@ def compute_features_polars(bars: pl.DataFrame, *, by: str | None = None) -> pl.
 
 _OHLCV = ("open", "high", "low", "close", "volume")
 _KERNEL_WARMUP = np.array([FEATURE_WARMUP_BARS[c] for c in KERNEL_COLUMNS], dtype=np.int64)
-
-
-def _contiguous(bars: pl.DataFrame, by: str) -> bool:
-    if bars.height == 0:
-        return True
-    runs: int = bars.select(pl.col(by).rle_id().max()).item()
-    return runs + 1 == bars.get_column(by).n_unique()
-
-
-def _block_starts(bars: pl.DataFrame, by: str | None) -> npt.NDArray[np.int64]:
-    """Row offsets of each coin's block, and the row count (``[0, n]`` for one coin)."""
-    if by is None or bars.height == 0:
-        return np.array([0, bars.height], dtype=np.int64)
-    lengths = bars.select(pl.col(by).rle().struct.field("len")).to_series().to_numpy()
-    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)

@@ -39,6 +39,7 @@ import numpy.typing as npt
 import polars as pl
 
 from trading_core.config.models import RegimeDetectionSection
+from trading_core.market.blocks import block_starts
 from trading_core.regime import kernels, rolling_quantile
 from trading_core.types import REGIME_CODES, Regime
 
@@ -90,17 +91,6 @@ def regime_warmup_bars(
     return raw + state_memory_bars + detection.hysteresis_bars - 1
 
 
-def _block_starts(bars: pl.DataFrame, by: str | None) -> npt.NDArray[np.int64]:
-    """First row of each coin's block, then the row count."""
-    if by is None or bars.height == 0:
-        return np.array([0, bars.height], dtype=np.int64)
-    runs = bars.get_column(by).rle_id()
-    if runs[-1] + 1 != bars.get_column(by).n_unique():
-        raise ValueError(f"each {by!r} must occupy one contiguous block of rows (sort by it)")
-    changes = np.flatnonzero(np.diff(runs.to_numpy())) + 1
-    return np.concatenate([[0], changes, [bars.height]]).astype(np.int64)
-
-
 def _values(series: pl.Series) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Contiguous float64 values and where they are not null."""
     values = np.ascontiguousarray(series.to_numpy(), dtype=np.float64)
@@ -150,7 +140,7 @@ def _raw_with_index(
     windows: tuple[int, int],
     min_dollar_volume_usd_per_bar: float,
 ) -> tuple[RegimeCodes, npt.NDArray[np.bool_], npt.NDArray[np.int64]]:
-    starts = _block_starts(bars, by)
+    starts = block_starts(bars, by)
     close, close_valid, dollar_volume, dollar_valid = _close_and_dollar_volume(bars)
     n = close.size
     inputs = np.empty((kernels.N_INPUTS, n))
