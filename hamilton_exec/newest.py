@@ -33,7 +33,7 @@ from trading_core.engines import ML_INPUT_COLUMNS, EngineContext
 from trading_core.engines import flow as flow_engines
 from trading_core.engines.base import guard, run_raw
 from trading_core.engines.rules import RULE_ENGINES, RULE_INPUT_COLUMNS, rule_signal_arrays
-from trading_core.features import FEATURE_COLUMNS
+from trading_core.features import FEATURE_COLUMNS, NO_LABEL_END_MS
 from trading_core.features.lastbar import FEATURE_INDEX, newest_bar_features
 from trading_core.market.schema import OHLCV_COLUMNS, OHLCV_SCHEMA, TIMESTAMP
 from trading_core.regime.incremental import (
@@ -136,6 +136,7 @@ class NewestBars:
             rule_confidences=self.rule_confidences[index : index + 1],
             regimes=self.regimes[index : index + 1],
             label_bps=np.full(1, np.nan),
+            label_end_ms=np.full(1, NO_LABEL_END_MS, dtype=np.int64),
             warm=self.warm[index : index + 1],
             data_hash="",
         )

@@ -35,7 +35,12 @@ from trading_core.config.models import RegimeDetectionSection
 from trading_core.engines import ML_INPUT_COLUMNS, SIGNAL_COLUMNS, EngineContext, ml_input_frame
 from trading_core.engines.learned import ML_WARMUP_BARS
 from trading_core.engines.rules import RULE_INPUT_COLUMNS, rule_signal_arrays
-from trading_core.features import FEATURE_COLUMNS, compute_features, warmup_bars
+from trading_core.features import (
+    FEATURE_COLUMNS,
+    NO_LABEL_END_MS,
+    compute_features,
+    warmup_bars,
+)
 from trading_core.market.schema import OHLCV_COLUMNS, TIMESTAMP
 from trading_core.regime import detect_regimes
 from trading_core.regime.detector import regime_warmup_bars
@@ -150,6 +155,7 @@ def prepare_newest_bars(
             rule_confidences=rule_confidences[i : i + 1],
             regimes=regimes[i : i + 1],
             label_bps=np.full(1, np.nan),
+            label_end_ms=np.full(1, NO_LABEL_END_MS, dtype=np.int64),
             warm=np.array([window.bars_seen - 1 >= warm_from]),
             data_hash="",
         )

@@ -82,7 +82,10 @@ def coin_retrain(
             and (not config.timeframes or v.key.timeframe in config.timeframes)
         }
         validated = validate_all(client, jobs, settings)
-    record_validations(library, list(validated.results), versions)
+    # judge each key on the version that now carries its validation (the one read above
+    # predates it and would read as "not validated")
+    recorded = record_validations(library, list(validated.results), versions)
+    versions |= {v.key.slug: v for v in recorded}
     selections = select_best(library, versions, settings)
     rows = [
         {"key": s.key, "stage": s.stage.value, "reason": s.reason}

@@ -241,16 +241,12 @@ def _leakage_checks(validations: list[KeyValidation], config: Any) -> list[dg.As
     horizon = config.training.model.label_horizon_bars
     overlap: list[str] = []
     for v in validations:
-        if v.timestamps_ms is None:
+        if v.timestamps_ms is None or v.label_end_ms is None:
             continue
+        # the labels' real end times (gaps included), not an assumed t + horizon
         overlap.extend(
             f"{v.slug}: {p}"
-            for p in split_leakage_problems(
-                v.splits,
-                v.timestamps_ms,
-                bar_ms=timeframe_ms(v.timeframe),
-                label_horizon_bars=horizon,
-            )
+            for p in split_leakage_problems(v.splits, v.timestamps_ms, label_end_ms=v.label_end_ms)
         )
     purge = [
         f"{tf}: {problem}"

@@ -23,6 +23,7 @@ from trading_core.features.core import ewm_warmup_bars
 # Window reproduction of exponential averages: the weight left outside the window is < 1e-12.
 WINDOW_RTOL = 1e-9
 WINDOW_ATOL = 1e-9
+HOUR_MS = 3_600_000
 
 
 def _values(frame: pl.DataFrame, row: int) -> np.ndarray:
@@ -187,7 +188,8 @@ def test_empty_bars_give_empty_features() -> None:
 def test_forward_return_bps_known_answers(
     closes: list[float], horizon: int, expected: list[float | None]
 ) -> None:
-    got = forward_return_bps(pl.DataFrame({"close": closes}), horizon).to_list()
+    hourly = pl.DataFrame({"timestamp": [i * HOUR_MS for i in range(len(closes))], "close": closes})
+    got = forward_return_bps(hourly, horizon, bar_ms=HOUR_MS).to_list()
     assert (
         got == pytest.approx(expected, rel=1e-9)
         if None not in expected
@@ -199,8 +201,14 @@ def test_forward_return_bps_known_answers(
 
 
 def test_forward_return_is_per_coin_with_by() -> None:
-    frame = pl.DataFrame({"symbol": ["A", "A", "B", "B"], "close": [1.0, 2.0, 10.0, 5.0]})
-    got = forward_return_bps(frame, 1, by="symbol").to_list()
+    frame = pl.DataFrame(
+        {
+            "symbol": ["A", "A", "B", "B"],
+            "timestamp": [0, HOUR_MS, 0, HOUR_MS],
+            "close": [1.0, 2.0, 10.0, 5.0],
+        }
+    )
+    got = forward_return_bps(frame, 1, bar_ms=HOUR_MS, by="symbol").to_list()
     assert got[1] is None and got[3] is None
     assert got[0] == pytest.approx(6931.4718056) and got[2] == pytest.approx(-6931.4718056)
 
@@ -208,7 +216,11 @@ def test_forward_return_is_per_coin_with_by() -> None:
 @pytest.mark.parametrize("horizon", [0, -3, 1.5])
 def test_forward_return_bad_horizon_raises(horizon: object) -> None:
     with pytest.raises(ValueError, match="horizon_bars"):
-        forward_return_bps(pl.DataFrame({"close": [1.0]}), horizon)  # type: ignore[arg-type]
+        forward_return_bps(
+            pl.DataFrame({"timestamp": [0], "close": [1.0]}),
+            horizon,  # type: ignore[arg-type]
+            bar_ms=HOUR_MS,
+        )
 
 
 def test_timestamps_are_not_required_to_be_regular() -> None:

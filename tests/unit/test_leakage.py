@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from trading_core.config.models import WalkForwardSection
-from trading_core.features import FEATURE_COLUMNS, compute_features
+from trading_core.features import FEATURE_COLUMNS, compute_features, label_end_ms
 from trading_core.validation import purged_walk_forward_splits
 from trading_core.validation.leakage import (
     feature_causality_problems,
@@ -66,13 +66,13 @@ def test_planted_leaky_feature_is_caught() -> None:
 def test_clean_splits_have_no_problems() -> None:
     ts = np.arange(24 * 120, dtype=np.int64) * HOUR
     splits = purged_walk_forward_splits(ts, WalkForwardSection(), bar_ms=HOUR, label_horizon_bars=4)
-    assert split_leakage_problems(splits, ts, bar_ms=HOUR, label_horizon_bars=4) == []
+    assert split_leakage_problems(splits, ts, label_end_ms=label_end_ms(ts, 4, HOUR)) == []
 
 
 def test_overlapping_split_is_reported() -> None:
     ts = np.arange(100, dtype=np.int64) * HOUR
     bad = WalkForwardSplit(0, np.arange(10, 50), np.arange(50, 60), 50 * HOUR, 60 * HOUR, 48 * HOUR)
-    problems = split_leakage_problems([bad], ts, bar_ms=HOUR, label_horizon_bars=4)
+    problems = split_leakage_problems([bad], ts, label_end_ms=label_end_ms(ts, 4, HOUR))
     assert len(problems) == 1 and "purge/test span" in problems[0]
 
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from trading_core.config.models import WalkForwardSection
 from trading_core.errors import InsufficientDataError, LeakageError
+from trading_core.features import label_end_ms
 from trading_core.validation import assert_no_leakage, purged_walk_forward_splits
 from trading_core.validation.walk_forward import DAY_MS, WalkForwardSplit
 
@@ -86,8 +87,8 @@ def test_planted_overlapping_split_is_detected() -> None:
         test_end_ms=10 * DAY_MS,
         purge_start_ms=7 * DAY_MS,
     )
-    with pytest.raises(LeakageError, match="inside the purge/test span"):
-        assert_no_leakage([bad], DAILY, bar_ms=DAY_MS, label_horizon_bars=1)
+    with pytest.raises(LeakageError, match="reach into the purge/test span"):
+        assert_no_leakage([bad], DAILY, label_end_ms=label_end_ms(DAILY, 1, DAY_MS))
 
 
 def test_split_with_training_after_test_is_refused() -> None:
@@ -131,6 +132,6 @@ def test_any_layout_never_leaks(
         )
     except InsufficientDataError:
         return
-    assert_no_leakage(splits, ts, bar_ms=3_600_000, label_horizon_bars=horizon)
+    assert_no_leakage(splits, ts, label_end_ms=label_end_ms(ts, horizon, 3_600_000))
     tests = np.concatenate([s.test_idx for s in splits])
     assert np.unique(tests).size == tests.size  # test windows never overlap

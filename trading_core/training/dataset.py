@@ -1,6 +1,10 @@
 """One coin x timeframe prepared for training and validation: features, the 22 rule engines'
 signals, regimes and the forward-return label, as aligned arrays.
 
+The label is defined in time (``trading_core.features.labels``): a bar whose horizon crosses a
+gap in the candles has none, and ``label_end_ms`` records, per bar, the open time of the bar
+whose close its label uses, so the walk-forward leakage checks verify the label as defined.
+
 The learned engine's input is exactly ``trading_core.engines.ML_INPUT_COLUMNS`` built by
 ``ml_input_frame``, the same call Hamilton makes at inference, so training and serving can
 never see different columns.
@@ -24,10 +28,17 @@ from trading_core.engines import (
     run_rule_engines,
 )
 from trading_core.engines.learned import ML_WARMUP_BARS
-from trading_core.features import compute_features, forward_return_bps, warmup_bars
+from trading_core.features import (
+    NO_LABEL_END_MS,
+    compute_features,
+    forward_return_bps,
+    label_end_ms,
+    warmup_bars,
+)
 from trading_core.market.schema import OHLCV_COLUMNS, TIMESTAMP
 from trading_core.regime import detect_regimes
 from trading_core.regime.detector import regime_warmup_bars
+from trading_core.types import timeframe_ms
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -44,7 +55,8 @@ class CoinFrame:
     rule_signals: FloatArray  # (n, 22)
     rule_confidences: FloatArray  # (n, 22)
     regimes: npt.NDArray[np.int8]
-    label_bps: FloatArray  # NaN where the horizon is not closed yet
+    label_bps: FloatArray  # NaN where the horizon is not closed yet or crosses a gap
+    label_end_ms: npt.NDArray[np.int64]  # open time of the label's end bar; NO_LABEL_END_MS: none
     warm: npt.NDArray[np.bool_]  # past every warm-up: features, engines, regime
     data_hash: str
 
@@ -88,7 +100,11 @@ def prepare_coin_frame(
     )
     rules = run_rule_engines(feats, ctx)
     regimes = detect_regimes(feats, detection)
-    label = forward_return_bps(bars, label_horizon_bars).to_numpy().astype(np.float64)
+    bar_ms = timeframe_ms(timeframe)
+    raw = forward_return_bps(bars, label_horizon_bars, bar_ms=bar_ms).to_numpy().astype(np.float64)
+    label = np.where(np.isfinite(raw), raw, np.nan)
+    timestamps_ms = bars[TIMESTAMP].dt.epoch("ms").to_numpy().astype(np.int64)
+    label_end = label_end_ms(timestamps_ms, label_horizon_bars, bar_ms)
     matrix = ml_input_frame(feats, rules).select(ML_INPUT_COLUMNS).to_numpy()
     warmup = max(warmup_bars(), ML_WARMUP_BARS, regime_warmup_bars(detection))
     warm = np.arange(bars.height) >= warmup
@@ -96,12 +112,13 @@ def prepare_coin_frame(
         symbol=symbol,
         timeframe=timeframe,
         bars=feats.with_columns(pl.Series("regime", regimes)),
-        timestamps_ms=bars[TIMESTAMP].dt.epoch("ms").to_numpy().astype(np.int64),
+        timestamps_ms=timestamps_ms,
         features=np.ascontiguousarray(matrix, dtype=np.float32),
         rule_signals=rules.select(SIGNAL_COLUMNS).to_numpy().astype(np.float64),
         rule_confidences=rules.select(CONFIDENCE_COLUMNS).to_numpy().astype(np.float64),
         regimes=np.asarray(regimes, dtype=np.int8),
-        label_bps=np.where(np.isfinite(label), label, np.nan),
+        label_bps=label,
+        label_end_ms=np.where(np.isfinite(label), label_end, NO_LABEL_END_MS).astype(np.int64),
         warm=warm,
         data_hash=bars_hash(symbol, timeframe, bars),
     )

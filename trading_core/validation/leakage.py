@@ -1,7 +1,8 @@
 """Leakage detection: the checks the training DAG runs before it trusts a validation.
 
 * :func:`split_leakage_problems` — train/test overlap after purging, and training labels whose
-  horizon reaches into the purge/test span (``assert_no_leakage`` per key).
+  real end time (``CoinFrame.label_end_ms``: the label as defined, gaps included) reaches into
+  the purge/test span (``assert_no_leakage`` per key).
 * :func:`feature_causality_problems` — every feature recomputed on data truncated at ``t``
   equals the original at ``t`` (a feature that peeks at later bars changes when they vanish).
 * :func:`purge_covers_horizon` — the configured purge gap is at least the label horizon, so the
@@ -25,16 +26,14 @@ def split_leakage_problems(
     splits: Sequence[WalkForwardSplit],
     timestamps_ms: npt.NDArray[np.int64],
     *,
-    bar_ms: int,
-    label_horizon_bars: int,
+    label_end_ms: npt.NDArray[np.int64],
 ) -> list[str]:
-    """Empty when the splits are clean; else one message per problem."""
+    """Empty when the splits are clean; else one message per leaking window. ``label_end_ms``
+    holds each bar's label end time (``trading_core.features.label_end_ms``)."""
     problems = []
     for split in splits:
         try:
-            assert_no_leakage(
-                [split], timestamps_ms, bar_ms=bar_ms, label_horizon_bars=label_horizon_bars
-            )
+            assert_no_leakage([split], timestamps_ms, label_end_ms=label_end_ms)
         except LeakageError as exc:
             problems.append(str(exc))
     return problems

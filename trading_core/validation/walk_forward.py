@@ -5,11 +5,15 @@ Layout: test windows of ``test_days`` are laid back to back, the last one ending
 labelled bar, at most ``max_windows`` of them. Each window trains on the ``train_days`` before its
 test span, separated from it by a ``purge_days`` gap (or on everything before the gap when
 ``anchored``). A training sample at bar ``t`` is kept only if its label horizon ends before the
-purge gap starts: ``t + label_horizon_bars * bar_ms < test_start - purge``. Training samples in the
+purge gap starts: ``t + label_horizon_bars * bar_ms < test_start - purge``. The label is defined
+in time (``trading_core.features.labels``: it ends exactly ``label_horizon_bars * bar_ms`` after
+its bar, or is dropped when that bar is missing), so this bound holds across gaps in the candles;
+:func:`assert_no_leakage` verifies it against the labels' real end times. Training samples in the
 ``embargo_days`` right after any earlier test span are dropped too, so that serially correlated
 features straddling a test span never feed a later window (the embargo).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,17 +119,33 @@ def _split(
     )
 
 
+def leaking_training_bars(
+    split: WalkForwardSplit,
+    timestamps_ms: npt.NDArray[np.int64],
+    label_end_ms: npt.NDArray[np.int64],
+) -> IntArray:
+    """Positions of ``split``'s training bars that leak: the bar opens inside the purge/test span
+    or its label (end time ``label_end_ms``, ``NO_LABEL_END_MS`` for none) ends at or after the
+    purge start."""
+    ts, ends = _checked(timestamps_ms, label_end_ms)
+    rows = split.train_idx
+    late = (ends[rows] >= split.purge_start_ms) | (
+        (ts[rows] >= split.purge_start_ms) & (ts[rows] < split.test_end_ms)
+    )
+    leaking: IntArray = rows[late]
+    return leaking
+
+
 def assert_no_leakage(
-    splits: list[WalkForwardSplit],
+    splits: Sequence[WalkForwardSplit],
     timestamps_ms: npt.NDArray[np.int64],
     *,
-    bar_ms: int,
-    label_horizon_bars: int,
+    label_end_ms: npt.NDArray[np.int64],
 ) -> None:
-    """Raise :class:`LeakageError` if any training label reaches into its purge/test span or a
-    training bar lies inside its own test span."""
-    ts = np.asarray(timestamps_ms, dtype=np.int64)
-    horizon_ms = label_horizon_bars * bar_ms
+    """Raise :class:`LeakageError` if a bar is in both train and test of a window, or a kept
+    training bar lies in its purge/test span or has a label (its real end time, per bar, as
+    ``trading_core.features.label_end_ms`` gives it) ending at or after the purge start."""
+    ts, ends = _checked(timestamps_ms, label_end_ms)
     for split in splits:
         if split.train_idx.size == 0:
             continue
@@ -135,12 +155,33 @@ def assert_no_leakage(
                 f"window {split.window}: {overlap.size} bars are in both train and test "
                 f"(first index {int(overlap[0])})"
             )
-        label_ends = ts[split.train_idx] + horizon_ms
-        late = label_ends >= split.purge_start_ms
-        if np.any(late):
-            first = int(split.train_idx[np.argmax(late)])
-            raise LeakageError(
-                f"window {split.window}: training bar {first} has a label ending at "
-                f"{int(ts[first] + horizon_ms)} ms, inside the purge/test span starting at "
-                f"{split.purge_start_ms} ms; purge_days must cover label_horizon_bars"
-            )
+        leaking = leaking_training_bars(split, ts, ends)
+        if leaking.size:
+            raise LeakageError(_leak_message(split, ts, ends, leaking))
+
+
+def _leak_message(split: WalkForwardSplit, ts: IntArray, ends: IntArray, leaking: IntArray) -> str:
+    in_test = (ends[leaking] >= split.test_start_ms) & (ends[leaking] < split.test_end_ms)
+    first = int(leaking[0])
+    # a label cannot end before its bar: such an end is the no-label sentinel
+    label = "no label" if ends[first] < ts[first] else f"a label ending at {int(ends[first])} ms"
+    return (
+        f"window {split.window}: {leaking.size} training bars reach into the purge/test span "
+        f"[{split.purge_start_ms}, {split.test_end_ms}) ms ({int(in_test.sum())} with a label "
+        f"ending inside the test span starting at {split.test_start_ms} ms); first: bar {first} "
+        f"opening at {int(ts[first])} ms with {label}; a kept training bar and its label must "
+        f"end before the purge start {split.purge_start_ms} ms"
+    )
+
+
+def _checked(
+    timestamps_ms: npt.NDArray[np.int64], label_end_ms: npt.NDArray[np.int64]
+) -> tuple[IntArray, IntArray]:
+    ts = np.asarray(timestamps_ms, dtype=np.int64)
+    ends = np.asarray(label_end_ms, dtype=np.int64)
+    if ts.ndim != 1 or ends.shape != ts.shape:
+        raise ValueError(
+            f"label_end_ms {ends.shape} must hold one end time per bar of timestamps_ms "
+            f"{ts.shape} (1-D)"
+        )
+    return ts, ends
