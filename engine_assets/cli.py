@@ -199,15 +199,17 @@ def _print_summary(steps: list, stages: dict[str, int], best: list, folder: Path
     console.print(table)
     console.print(f"models per stage (this partition): {stages}")
     best_table = Table(title="Best production models (out-of-sample, after costs)")
-    for column in ("model", "Sharpe", "edge bps", "trades", "max DD"):
+    for column in ("model", "Sharpe ± se", "edge bps", "trades", "max DD", "luck: p adj", "DSR"):
         best_table.add_column(column)
     for row in best:
         best_table.add_row(
             row["model"],
-            _fmt(row["oos_sharpe"]),
+            f"{_fmt(row['oos_sharpe'])} ± {_fmt(row['oos_sharpe_se'])}",
             _fmt(row["oos_edge_after_cost_bps"]),
             _fmt(row["oos_n_trades"], 0),
             _fmt(row["oos_max_drawdown"]),
+            _fmt(row["p_adjusted"], 4),
+            _fmt(row["dsr"], 3),
         )
     console.print(best_table)
     console.print(f"report: {folder / 'README.md'}")

@@ -109,9 +109,14 @@ def summarize(
         {
             "model": m.name,
             "oos_sharpe": m.metrics.get("oos_sharpe"),
+            "oos_sharpe_se": m.metrics.get("oos_sharpe_se"),
             "oos_edge_after_cost_bps": m.metrics.get("oos_edge_after_cost_bps"),
             "oos_n_trades": m.metrics.get("oos_n_trades"),
             "oos_max_drawdown": m.metrics.get("oos_max_drawdown"),
+            # "how likely is this luck": the multiple-testing adjusted p-value, and the DSR
+            "p_adjusted": m.metrics.get("oos_p_adjusted"),
+            "dsr": m.metrics.get("oos_dsr"),
+            "trials": m.metrics.get("gate_trials"),
         }
         for m in best[:10]
     ]
@@ -156,9 +161,18 @@ def write_report(
             "stage": m.stage.value,
             **{
                 k: m.metrics.get(f"oos_{k}")
-                for k in ("sharpe", "edge_after_cost_bps", "n_trades", "max_drawdown", "windows")
+                for k in (
+                    "sharpe",
+                    "sharpe_se",
+                    "edge_after_cost_bps",
+                    "n_trades",
+                    "windows",
+                    "p_adjusted",
+                    "dsr",
+                )
             },
-            "reason": (m.validation or {}).get("reason", ""),
+            "reason": ((m.validation or {}).get("gate") or {}).get("reason")
+            or (m.validation or {}).get("reason", ""),
         }
         for m in sorted(keys, key=lambda m: m.key.slug)
     ]
@@ -176,9 +190,25 @@ def write_report(
         ),
         "",
         "## Best production models (out-of-sample, after costs)",
+        "",
+        "How likely is this luck: `p_adjusted` is the chance a model with no edge would look this "
+        "good once all `trials` keys of the day are counted (Benjamini-Hochberg on the "
+        "probabilistic Sharpe ratio); `dsr` is the deflated Sharpe ratio, the probability the "
+        "true Sharpe beats the best of the trials' luck. See README, 'Promotion gate'.",
+        "",
         markdown_table(
             best,
-            ["model", "oos_sharpe", "oos_edge_after_cost_bps", "oos_n_trades", "oos_max_drawdown"],
+            [
+                "model",
+                "oos_sharpe",
+                "oos_sharpe_se",
+                "oos_edge_after_cost_bps",
+                "oos_n_trades",
+                "oos_max_drawdown",
+                "p_adjusted",
+                "dsr",
+                "trials",
+            ],
         ),
         "",
         "## Walk-forward per key",
@@ -188,10 +218,12 @@ def write_report(
                 "key",
                 "stage",
                 "sharpe",
+                "sharpe_se",
                 "edge_after_cost_bps",
                 "n_trades",
-                "max_drawdown",
                 "windows",
+                "p_adjusted",
+                "dsr",
                 "reason",
             ],
         ),

@@ -21,8 +21,9 @@ from trading_core.types import Stage
     deps=["walk_forward_metrics"],
     group_name="release",
     kinds={"sql"},
-    description="Per key: the day's candidate against the production model on out-of-sample "
-    "metrics after costs; first eligible model -> production, better challenger -> shadow.",
+    description="Per key: the promotion gate (out-of-sample Sharpe after costs, PSR, "
+    "Benjamini-Hochberg over the day's trials, DSR); first model through the gate -> "
+    "production, a challenger significantly better on the same days -> shadow.",
 )
 def best_models(
     context: dg.AssetExecutionContext,
@@ -42,6 +43,7 @@ def best_models(
         )
     ]
     counts = Counter(s.stage.value for s in selections)
+    gated = [s.gate for s in selections if s.gate is not None]
     rows = [
         {"key": s.key, "model": s.model, "stage": s.stage.value, "reason": s.reason}
         for s in selections
@@ -64,14 +66,30 @@ def best_models(
                         {
                             "model": m.name,
                             "oos_sharpe": m.metrics.get("oos_sharpe"),
+                            "oos_sharpe_se": m.metrics.get("oos_sharpe_se"),
                             "oos_edge_after_cost_bps": m.metrics.get("oos_edge_after_cost_bps"),
                             "oos_n_trades": m.metrics.get("oos_n_trades"),
+                            "p_adjusted": m.metrics.get("oos_p_adjusted"),
+                            "dsr": m.metrics.get("oos_dsr"),
                         }
                         for m in best
                     ],
-                    ["model", "oos_sharpe", "oos_edge_after_cost_bps", "oos_n_trades"],
+                    [
+                        "model",
+                        "oos_sharpe",
+                        "oos_sharpe_se",
+                        "oos_edge_after_cost_bps",
+                        "oos_n_trades",
+                        "p_adjusted",
+                        "dsr",
+                    ],
                 )
             ),
+            "gate_passed": sum(g.passed for g in gated),
+            "gate_failed": sum(not g.passed for g in gated),
+            "gate_trials": max((g.n_trials for g in gated), default=0),
+            "gate_method": config.validation.promotion_gate.method,
+            "gate_alpha": config.validation.promotion_gate.alpha,
         }
     )
 

@@ -49,7 +49,7 @@ def test_ls_lists_models_with_stage_filter(config: EngineConfig, library: BrainL
     library.promote(a.name, actor="t", reason="r")
     result = _run(config, "ls")
     assert result.exit_code == 0, result.output
-    assert a.name in result.output and b.name in result.output and "1.2500" in result.output
+    assert a.name in result.output and b.name in result.output and "1.250" in result.output
     only_prod = _run(config, "ls", "--stage", "production", "--coin", "BTC")
     assert a.name in only_prod.output and b.name not in only_prod.output
 
@@ -61,6 +61,38 @@ def test_show_prints_fields_and_history(config: EngineConfig, library: BrainLibr
     assert result.exit_code == 0, result.output
     for text in (a.artifact_sha256, "BTC_TREND_1h", "alice", "beats baseline", "registered"):
         assert text in result.output
+    assert "not judged" in result.output
+
+
+def test_ls_and_show_print_the_gate_figures(config: EngineConfig, library: BrainLibrary) -> None:
+    a = register(library, tag="a", sharpe=2.5)
+    library.record_gate(
+        a.name,
+        metrics={"oos_sharpe_se": 0.75, "oos_p_adjusted": 0.0123},
+        gate={
+            "passed": True,
+            "reason": "passed (fdr_bh adjusted p <= 0.05): OOS Sharpe 2.50",
+            "method": "fdr_bh",
+            "alpha": 0.05,
+            "sharpe": 2.5,
+            "sharpe_se": 0.75,
+            "psr": 0.9996,
+            "p_value": 0.0004,
+            "p_adjusted": 0.0123,
+            "dsr": 0.97,
+            "expected_max_sharpe": 1.9,
+            "n_trials": 182,
+        },
+    )
+    listing = _run(config, "ls")
+    assert listing.exit_code == 0, listing.output
+    for text in ("2.500", "0.750", "0.0123", "pass"):
+        assert text in listing.output
+    shown = _run(config, "show", a.name)
+    assert shown.exit_code == 0, shown.output
+    for text in ("PASS", "fdr_bh", "182", "0.97", "PSR"):
+        assert text in shown.output
+    assert library.get_model(a.name).metrics["oos_sharpe"] == 2.5  # metrics merged, not replaced
 
 
 def test_show_unknown_model_raises_domain_error(

@@ -125,3 +125,9 @@ def test_coin_retrain_one_key_from_dynamic_partition(small_engine: Path) -> None
         models = _library().list_models()
         assert [m.key.slug for m in models] == ["BTC_RANGE_1h"]
         assert models[0].partition_date == date(2026, 10, 31)
+        # selected on its own validation, not on the version read before it was recorded
+        assert models[0].validation and "status" in models[0].validation
+        (materialization,) = result.asset_materializations_for_node("coin_retrain")
+        keys_table = str(materialization.metadata["keys"].value)
+        assert "BTC_RANGE_1h" in keys_table
+        assert "not validated" not in keys_table

@@ -241,6 +241,24 @@ class BrainLibrary(BrainDataMixin):
         _log().info("model_validated", model=name, eligible=validation.get("eligible"))
         return record
 
+    def record_gate(
+        self, name: str, *, metrics: Mapping[str, float], gate: Mapping[str, Any]
+    ) -> ModelVersion:
+        """Attach the promotion gate's figures: ``metrics`` merged into the model's metrics,
+        ``gate`` stored as ``validation["gate"]`` (the rest of the validation is kept)."""
+        merged_metrics = finite_floats(metrics, "metrics")
+        gate_payload = json.loads(canonical_json(dict(gate), "gate"))
+
+        def work(session: Session) -> ModelVersion:
+            row = models_store.get_row(session, name, lock=True)
+            row.metrics = {**dict(row.metrics), **merged_metrics}
+            row.validation = {**dict(row.validation or {}), "gate": gate_payload}
+            return models_store.to_record(row)
+
+        record = self._db.write(work)
+        _log().info("model_gated", model=name, passed=gate.get("passed"))
+        return record
+
     # --- stages --------------------------------------------------------------------------
 
     def set_stage(

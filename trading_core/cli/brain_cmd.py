@@ -46,20 +46,58 @@ def _actor(actor: str | None) -> str:
 
 
 def _models_table(models: list[ModelVersion], metric: str) -> Table:
+    """One row per version: its out-of-sample ``metric`` after costs (stored as ``oos_<metric>``)
+    with the gate's standard error, adjusted p-value and verdict."""
     table = Table(title=f"Brain Library: {len(models)} model version(s)")
-    for column in ("name", "stage", "created (UTC)", metric, "partition", "artifact"):
-        table.add_column(column, justify="right" if column == metric else "left")
+    columns = ("name", "stage", "created (UTC)", f"oos {metric}", "± se", "p adj", "gate")
+    for column in (*columns, "partition", "artifact"):
+        table.add_column(column, justify="right" if column in columns[3:6] else "left")
     for m in models:
-        value = m.metrics.get(metric)
         table.add_row(
             m.name,
             m.stage.value,
             m.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            "-" if value is None else f"{value:.4f}",
+            _number(m.metrics.get(f"oos_{metric}"), ".3f"),
+            _number(m.metrics.get("oos_sharpe_se") if metric == "sharpe" else None, ".3f"),
+            _number(m.metrics.get("oos_p_adjusted"), ".3g"),
+            _gate_word(m),
             m.partition_date.isoformat(),
             m.artifact_sha256[:12],
         )
     return table
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _gate_word(model: ModelVersion) -> str:
+    gate = (model.validation or {}).get("gate")
+    if not gate:
+        return "-"
+    return "pass" if gate.get("passed") else "fail"
+
+
+def _gate_rows(model: ModelVersion) -> list[tuple[str, str]]:
+    """The promotion gate's figures of one model, as (field, value) rows."""
+    gate = (model.validation or {}).get("gate")
+    if not gate:
+        return [("gate", "not judged (validated before the promotion gate, or not validated)")]
+    rows = [("gate verdict", f"{'PASS' if gate.get('passed') else 'FAIL'}: {gate.get('reason')}")]
+    labels = {
+        "sharpe": "OOS Sharpe after costs (annualized)",
+        "sharpe_se": "its standard error",
+        "psr": "PSR (P[true Sharpe > 0])",
+        "p_value": "p-value (1 - PSR)",
+        "p_adjusted": f"adjusted p-value ({gate.get('method')}; luck if > {gate.get('alpha')})",
+        "dsr": "DSR (P[beats the best of the trials' luck])",
+        "expected_max_sharpe": "expected max Sharpe of the trials under no edge",
+        "n_trials": "trials judged together",
+    }
+    for field, label in labels.items():
+        value = gate.get(field)
+        rows.append((label, "-" if value is None else f"{value:.4g}"))
+    return rows
 
 
 @brain_app.command("migrate")
@@ -103,6 +141,7 @@ def show(
         ("features", ", ".join(model.feature_list)),
         ("metrics", json.dumps(dict(model.metrics), sort_keys=True)),
         ("params", json.dumps(dict(model.params), sort_keys=True)),
+        *_gate_rows(model),
     ):
         facts.add_row(field, value)
     console.print(facts)

@@ -367,8 +367,31 @@ class WalkForwardSection(Strict):
     anchored: bool = False
 
 
+class PromotionGateSection(Strict):
+    """Which validated keys may reach production (``trading_core.training.gate``).
+
+    ``fdr_bh``: Benjamini-Hochberg over the day's trials, so at most ``alpha`` of the promoted
+    keys are expected to be luck (and on a market with no edge at all, at most an ``alpha``
+    chance that any key passes). ``fdr_by`` holds under any dependence between keys at a cost in
+    power; ``dsr`` asks a deflated Sharpe ratio of at least ``1 - alpha``. ``alpha`` 0.05 is the
+    conventional level; ``min_oos_returns`` 30 is the usual floor of the normal approximation.
+    """
+
+    method: Literal["fdr_bh", "fdr_by", "dsr"] = "fdr_bh"
+    alpha: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05
+    min_oos_returns: Annotated[int, Field(ge=2)] = 30
+    # hyperparameter configurations tried behind each key (one today: the config's single
+    # set); a search over k settings multiplies the day's trials by k
+    configurations_per_key: PosInt = 1
+    # a challenger must beat the champion on the same out-of-sample days: one-sided HAC test
+    # of the mean daily return difference at this level, over at least this many common days
+    challenger_alpha: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05
+    min_paired_days: PosInt = 20
+
+
 class ValidationSection(Strict):
     walk_forward: WalkForwardSection = WalkForwardSection()
+    promotion_gate: PromotionGateSection = PromotionGateSection()
 
 
 # --- shadow testing ---------------------------------------------------------------------------

@@ -8,8 +8,10 @@ with the trading-core backtest; only bars of the regime may open trades. Windows
 order; the overall figures come from one backtest over the concatenated test spans (positions
 carry across windows, as they would live).
 
-A key is eligible for release only with at least ``min_windows`` usable windows and
-``min_test_trades`` trades overall.
+A window is not usable (and says why in its ``reason``) when its training span holds fewer than
+``MIN_WINDOW_TRAIN_ROWS`` labelled bars of the regime or its test span holds no bars at all (an
+exchange outage); the other windows of the key go on. A key is eligible for release only with
+at least ``min_windows`` usable windows and ``min_test_trades`` trades overall.
 """
 
 import math
@@ -37,6 +39,7 @@ from trading_core.serving import (
 from trading_core.training.dataset import CoinFrame
 from trading_core.training.jobs import CoinJob, load_coin_frame
 from trading_core.training.model import fit_forward_return_model, load_booster, predict_bps
+from trading_core.training.significance import SharpeEvidence, sharpe_evidence
 from trading_core.types import REGIME_CODES, Regime, timeframe_ms
 from trading_core.validation import WalkForwardSplit, purged_walk_forward_splits
 
@@ -63,6 +66,7 @@ class KeyValidation:
     equity_usd: tuple[float, ...] = ()
     splits: tuple[WalkForwardSplit, ...] = ()
     timestamps_ms: npt.NDArray[np.int64] | None = None
+    label_end_ms: npt.NDArray[np.int64] | None = None  # per bar; see CoinFrame.label_end_ms
 
     @property
     def slug(self) -> str:
@@ -102,14 +106,17 @@ def validate_key(frame: CoinFrame, job: CoinJob, regime: Regime) -> KeyValidatio
         return KeyValidation(
             *base,
             status="skipped",
-            reason="no window had enough training bars",
+            reason="no usable window: "
+            + "; ".join(sorted({str(r.summary["reason"]) for r in results})),
             eligible=False,
             windows=tuple(r.summary for r in results),
             splits=tuple(splits),
             timestamps_ms=frame.timestamps_ms,
+            label_end_ms=frame.label_end_ms,
         )
     overall = run_backtest(_concat([r.inputs for r in usable if r.inputs]), runner.bt_config)
     eligible, reason = _eligibility(len(usable), overall.metrics.n_trades, job)
+    evidence = sharpe_evidence(overall.returns)
     test_rows = np.concatenate([r.test_rows for r in usable])
     return KeyValidation(
         *base,
@@ -117,7 +124,7 @@ def validate_key(frame: CoinFrame, job: CoinJob, regime: Regime) -> KeyValidatio
         reason=reason,
         eligible=eligible,
         windows=tuple(r.summary for r in results),
-        overall=_metric_dict(overall),
+        overall={**_metric_dict(overall), **_evidence_dict(evidence)},
         reliability=_hit_rates(frame, runner.last_signals, test_rows)[0],
         hit_rates=_hit_rates(frame, runner.last_signals, test_rows)[1],
         correlation=_correlation(runner.last_signals, test_rows),
@@ -125,6 +132,7 @@ def validate_key(frame: CoinFrame, job: CoinJob, regime: Regime) -> KeyValidatio
         equity_usd=tuple(float(e) for e in overall.equity),
         splits=tuple(splits),
         timestamps_ms=frame.timestamps_ms,
+        label_end_ms=frame.label_end_ms,
     )
 
 
@@ -161,6 +169,9 @@ class _WindowRunner:
             "test_regime_bars": int(test_rows.size),
             "usable": False,
         }
+        if split.test_idx.size == 0:
+            summary["reason"] = "test span holds no bars (outage)"
+            return _WindowResult(summary, None, test_rows)
         if train_rows.size < MIN_WINDOW_TRAIN_ROWS:
             summary["reason"] = f"{train_rows.size} training bars < {MIN_WINDOW_TRAIN_ROWS}"
             return _WindowResult(summary, None, test_rows)
@@ -227,6 +238,17 @@ def _metric_dict(result: BacktestResult) -> dict[str, float]:
         "n_trades": float(m.n_trades),
         "total_return": m.total_return,
         "turnover": m.turnover,
+    }
+
+
+def _evidence_dict(evidence: SharpeEvidence) -> dict[str, float]:
+    """The moments the promotion gate needs (``trading_core.training.gate``); NaN when the
+    series is no evidence (the metrics export drops non-finite values)."""
+    return {
+        "n_returns": float(evidence.n_returns),
+        "sharpe_per_bar": evidence.sharpe_per_bar,
+        "return_skewness": evidence.skewness,
+        "return_kurtosis": evidence.kurtosis,
     }
 
 

@@ -18,10 +18,12 @@ from trading_core.config.models import EngineConfig
 from trading_core.observability.logging import get_logger
 from trading_core.training.distributed import JobOutcome, run_jobs
 from trading_core.training.evaluate import KeyValidation, validate_coin
+from trading_core.training.gate import GateVerdict, KeyEvidence, judge_keys
 from trading_core.training.jobs import CoinJob
-from trading_core.training.selection import choose_stage
+from trading_core.training.selection import choose_stage, compare_with_champion
+from trading_core.training.significance import SharpeEvidence
 from trading_core.training.train import KeyTraining, train_coin
-from trading_core.types import Stage
+from trading_core.types import Stage, bars_per_year
 
 log = get_logger(__name__)
 ACTOR = "training-dag"
@@ -239,37 +241,104 @@ class Selection:
     key: str
     stage: Stage
     reason: str
+    gate: GateVerdict | None = None
 
 
 def select_best(
     library: BrainLibrary, versions: dict[str, ModelVersion], config: EngineConfig
 ) -> list[Selection]:
-    """Apply the selection rule to each key's version of the day (see ``selection``)."""
+    """Judge the day's keys with the promotion gate, then apply the selection rule to each
+    undecided version in ``versions`` (see ``selection``).
+
+    The gate counts as trials every key registered for the versions' partition day(s), not
+    only ``versions``: a one-coin retrain is judged against the whole day it belongs to."""
     rule = config.training.model_versioning
+    section = config.validation.promotion_gate
     metric_key = f"oos_{rule.selection_metric}"
+    trials = _day_trials(library, versions)
+    verdicts = judge_keys([key_evidence(v) for v in trials.values()], section)
     outcomes = []
     for slug, version in sorted(versions.items()):
         if version.stage is not Stage.CANDIDATE:
             outcomes.append(Selection(version.name, slug, version.stage, "already decided"))
             continue
-        validation = version.validation or {}
+        verdict = verdicts[slug]
+        library.record_gate(version.name, metrics=verdict.metrics(), gate=verdict.to_json())
         production = library.production_model(version.key)
+        comparison = None
+        if production is not None and verdict.passed:
+            comparison = compare_with_champion(
+                (version.validation or {}).get("equity_daily") or [],
+                (production.validation or {}).get("equity_daily") or [],
+                section,
+            )
         decision = choose_stage(
-            {rule.selection_metric: version.metrics.get(metric_key, math.nan)},
-            None
+            verdict,
+            has_production=production is not None,
+            comparison=comparison,
+            candidate_metric=version.metrics.get(metric_key, math.nan),
+            champion_metric=math.nan
             if production is None
-            else {rule.selection_metric: production.metrics.get(metric_key, math.nan)},
-            eligible=bool(validation.get("eligible", False)),
-            ineligible_reason=str(validation.get("reason", "not validated")),
+            else production.metrics.get(metric_key, math.nan),
             metric=rule.selection_metric,
             min_improvement=rule.min_improvement,
             shadow_enabled=config.shadow_testing.enabled,
         )
         if decision.stage is not Stage.CANDIDATE:
             library.set_stage(version.name, decision.stage, actor=ACTOR, reason=decision.reason)
-        outcomes.append(Selection(version.name, slug, decision.stage, decision.reason))
-        log.info("model_selected", key=slug, model=version.name, stage=decision.stage.value)
+        outcomes.append(Selection(version.name, slug, decision.stage, decision.reason, verdict))
+        log.info(
+            "model_selected",
+            key=slug,
+            model=version.name,
+            stage=decision.stage.value,
+            gate_passed=verdict.passed,
+            p_adjusted=verdict.p_adjusted,
+            trials=verdict.n_trials,
+        )
     return outcomes
+
+
+def _day_trials(
+    library: BrainLibrary, versions: dict[str, ModelVersion]
+) -> dict[str, ModelVersion]:
+    """Every key registered on the partition day(s) of ``versions`` (``versions`` win)."""
+    trials: dict[str, ModelVersion] = {}
+    for day in sorted({v.partition_date for v in versions.values() if v.partition_date}):
+        trials.update(candidates_of_day(library, day))
+    trials.update(versions)
+    return trials
+
+
+def key_evidence(version: ModelVersion) -> KeyEvidence:
+    """What the gate reads of a validated version (its ``oos_`` metrics and validation)."""
+    metrics, validation = version.metrics, version.validation or {}
+    n_returns = int(metrics.get("oos_n_returns", 0.0))
+    sharpe = metrics.get("oos_sharpe_per_bar", math.nan)
+    if validation.get("status") != "validated":
+        problem = str(validation.get("reason") or "not validated")
+    elif not math.isfinite(sharpe):
+        problem = "no usable out-of-sample return series (constant, too short or non-finite)"
+    else:
+        problem = ""
+    evidence = SharpeEvidence(
+        n_returns=n_returns,
+        mean=math.nan,
+        std=math.nan,
+        sharpe_per_bar=sharpe,
+        skewness=metrics.get("oos_return_skewness", 0.0),
+        kurtosis=metrics.get("oos_return_kurtosis", 3.0),
+        problem=problem,
+    )
+    return KeyEvidence(
+        slug=version.key.slug,
+        evidence=evidence,
+        edge_after_cost_bps=metrics.get("oos_edge_after_cost_bps", math.nan),
+        n_trades=int(metrics.get("oos_n_trades", 0.0)),
+        bars_per_year=bars_per_year(version.key.timeframe),
+        eligible=bool(validation.get("eligible", False)),
+        ineligible_reason=str(validation.get("reason") or "not validated"),
+    )
 
 
 def push_release(
