@@ -18,7 +18,6 @@ from rich.table import Table
 
 from engine_assets.demo import (
     DAILY_ORDER,
-    DEMO_OVERRIDES,
     apply_overrides,
     demo_library,
     run_daily_dag,
@@ -112,7 +111,7 @@ def demo(
     release (the champions); a week later the challengers, a Hamilton paper replay of the
     held-out week with every challenger shadow-trading beside its champion, and the shadow
     evaluation that promotes or rejects each one, then the new release."""
-    applied = apply_overrides({**DEMO_OVERRIDES, **SHADOW_OVERRIDES})
+    applied = apply_overrides(SHADOW_OVERRIDES)
     day = partition or str(
         date.fromisoformat(_default_partition()) - timedelta(days=CHALLENGER_GAP_DAYS)
     )

@@ -31,9 +31,6 @@ DAILY_ORDER = (
     "shadow_evaluation",
     "brain_library_push",
 )
-# One synthetic year gives each regime model ~60 test days across its walk-forward windows;
-# the seed's 100 test trades presumes longer histories, so the demo asks for 20.
-DEMO_OVERRIDES: Mapping[str, str] = {"ENGINE__VALIDATION__WALK_FORWARD__MIN_TEST_TRADES": "20"}
 
 
 @dataclass

@@ -5,7 +5,8 @@ regimes (4), actions (3), sides/statuses, denial and refusal reasons (fixed enum
 and symbols (the active coins, at most ``engine.max_coins``). Counters whose dashboards and
 alerts must show a zero rather than "no data" are created with every label value at start.
 
-Training metrics (``training_job_duration_seconds{coin,regime}``, ``training_jobs_total{status}``)
+Training metrics (``training_job_duration_seconds{coin,regime}``, ``training_jobs_total{status}``,
+``training_gate_verdicts{verdict}``)
 come from the Brain Library's models (the batch training job has no scrape target): the
 duration is the validation's recorded fit time when present, and the status counts the
 model versions by stage.
@@ -115,6 +116,12 @@ class HamiltonMetrics:
         self.training_jobs = Gauge(
             names.TRAINING_JOBS_TOTAL, "Model versions by stage", ["status"], registry=r
         )
+        self.gate_verdicts = Gauge(
+            names.TRAINING_GATE_VERDICTS,
+            "Promotion gate verdicts of the newest training day's keys",
+            ["verdict"],
+            registry=r,
+        )
         self._initialise()
 
     def _initialise(self) -> None:
@@ -153,6 +160,9 @@ class HamiltonMetrics:
         # a stage emptied since the last export reads 0, not its old count
         by_stage = {stage.value: 0 for stage in Stage}
         newest: dict[tuple[str, str], ModelVersion] = {}
+        models = list(models)
+        last_day = max((m.partition_date for m in models), default=None)
+        newest_day_models = [m for m in models if m.partition_date == last_day]
         for model in models:
             by_stage[model.stage.value] = by_stage.get(model.stage.value, 0) + 1
             key = (model.key.coin, model.key.regime)
@@ -160,8 +170,21 @@ class HamiltonMetrics:
                 newest[key] = model
         for stage, count in by_stage.items():
             self.training_jobs.labels(stage).set(count)
+        for verdict, count in gate_counts(newest_day_models).items():
+            self.gate_verdicts.labels(verdict).set(count)
         for (coin, regime), model in newest.items():
             self.training_duration.labels(coin, regime).set(fit_seconds(model))
+
+
+def gate_counts(models: Iterable[ModelVersion]) -> dict[str, int]:
+    """Promotion gate verdicts (``validation["gate"]["passed"]``) of ``models``: passed, failed,
+    and not judged (validated before the gate existed, or never validated)."""
+    counts = {"passed": 0, "failed": 0, "not_judged": 0}
+    for model in models:
+        gate = (model.validation or {}).get("gate")
+        verdict = "not_judged" if not gate else ("passed" if gate.get("passed") else "failed")
+        counts[verdict] += 1
+    return counts
 
 
 def fit_seconds(model: ModelVersion) -> float:

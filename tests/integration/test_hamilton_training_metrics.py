@@ -51,3 +51,30 @@ def test_stage_counts_follow_the_library_and_an_emptied_stage_reads_zero(tmp_pat
     assert (
         metrics.training_duration.labels(models[0].key.coin, models[0].key.regime)._value.get() > 0
     )
+
+
+def _verdicts(metrics: HamiltonMetrics) -> dict[str, float]:
+    return {
+        v: metrics.gate_verdicts.labels(v)._value.get() for v in ("passed", "failed", "not_judged")
+    }
+
+
+def test_gate_verdicts_of_the_newest_day_reach_prometheus(tmp_path: Path) -> None:
+    config = hamilton_config(tmp_path)
+    source = market(config)
+    library = BrainLibrary.from_config(config)
+    library.migrate()
+    symbols = full_history_symbols(source)[:2]
+    models = train_models(
+        library, config, source, symbols, train_end=source.end - timedelta(days=2)
+    )
+    assert len(models) >= 2
+    metrics = HamiltonMetrics(venue="binance")
+    export_training_metrics(library, metrics)
+    assert _verdicts(metrics) == {"passed": 0, "failed": 0, "not_judged": len(models)}
+    gate = {"reason": "r", "n_trials": len(models)}
+    library.record_gate(models[0].name, metrics={}, gate={**gate, "passed": True})
+    for model in models[1:]:
+        library.record_gate(model.name, metrics={}, gate={**gate, "passed": False})
+    export_training_metrics(library, metrics)
+    assert _verdicts(metrics) == {"passed": 1, "failed": len(models) - 1, "not_judged": 0}

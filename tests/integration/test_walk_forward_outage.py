@@ -71,7 +71,8 @@ def _checks_passed(ends_of: Callable[[Ints], Ints]) -> dict[str, bool]:
     history = pl.read_parquet(require_real_data() / "BTCST_USDT-1h.parquet")
     ts_all = history["timestamp"].dt.epoch("ms").to_numpy().astype(np.int64)
     ts = ts_all[ts_all < int(datetime(2021, 3, 23, tzinfo=UTC).timestamp() * 1000)]
-    config = EngineConfig()
+    # 5-day test windows: the layout under which the issue measured the leak at this date
+    config = EngineConfig.model_validate({"validation": {"walk_forward": {"test_days": 5}}})
     horizon = config.training.model.label_horizon_bars
     splits = purged_walk_forward_splits(
         ts, config.validation.walk_forward, bar_ms=HOUR, label_horizon_bars=horizon

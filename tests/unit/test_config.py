@@ -55,7 +55,11 @@ def test_repo_files_equal_model_defaults_seed_values() -> None:
         ("risk_presets.aggressive.max_leverage", 3.0),
         ("risk_presets.conservative.min_confidence", 0.65),
         ("validation.walk_forward.train_days", 20),
-        ("validation.walk_forward.min_test_trades", 100),
+        # the seed's 100 trades became a floor of 30 with 20-day test windows: the promotion
+        # gate weighs the evidence itself (issue 11, README "Promotion gate")
+        ("validation.walk_forward.min_test_trades", 30),
+        ("validation.walk_forward.test_days", 20),
+        ("validation.promotion_gate.alpha", 0.05),
         ("shadow_testing.promotion_criteria.statistical_significance", 0.95),
         ("training.distributed.max_concurrent_training_jobs", 16),
         ("training.model_versioning.push_time_utc", "03:00"),

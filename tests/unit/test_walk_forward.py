@@ -55,7 +55,7 @@ def test_anchored_embargo_drops_bars_after_earlier_test_spans() -> None:
 
 def test_max_windows_caps_the_number_of_windows() -> None:
     hourly = np.arange(24 * 200, dtype=np.int64) * 3_600_000
-    section = WalkForwardSection(max_windows=12)
+    section = WalkForwardSection(max_windows=12, test_days=5)
     splits = purged_walk_forward_splits(hourly, section, bar_ms=3_600_000, label_horizon_bars=4)
     assert len(splits) == 12
     assert all(s.test_idx.size == 5 * 24 for s in splits)

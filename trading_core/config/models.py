@@ -357,12 +357,22 @@ class RiskSection(Strict):
 
 
 class WalkForwardSection(Strict):
+    """Purged walk-forward windows (``trading_core.validation``).
+
+    ``test_days`` 20 x ``max_windows`` 12 gives each key 240 out-of-sample days from one year of
+    history with the same 12 fits per key as 5-day windows (bench/selection.py: 5-day windows
+    left every key of the structured market statistically insignificant; the models are up to
+    20 days old inside a window, so the estimate is conservative next to daily retraining).
+    ``min_test_trades`` 30 is a floor for the normal approximation, not the statistical bar:
+    the promotion gate weighs the evidence itself (``PromotionGateSection``).
+    """
+
     train_days: PosInt = 20
-    test_days: PosInt = 5
+    test_days: PosInt = 20
     purge_days: NonNegInt = 2
     embargo_days: NonNegInt = 1
     min_windows: PosInt = 5
-    min_test_trades: NonNegInt = 100
+    min_test_trades: NonNegInt = 30
     max_windows: PosInt = 12
     anchored: bool = False
 

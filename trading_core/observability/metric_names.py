@@ -22,3 +22,4 @@ EQUITY_USD: Final = "hamilton_equity_usd"  # gauge
 RISK_STATE: Final = "hamilton_risk_state"  # gauge {state} (1 for the current state)
 COST_BPS: Final = "cost_model_cost_bps"  # histogram {venue, component}
 TRAINING_JOBS_TOTAL: Final = "training_jobs_total"  # gauge {status}
+TRAINING_GATE_VERDICTS: Final = "training_gate_verdicts"  # gauge {verdict} (newest day's keys)
