@@ -28,6 +28,7 @@ duration is reached without promotion.
 """
 
 import asyncio
+import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -56,6 +57,7 @@ from trading_core.engines import ML_INPUT_COLUMNS
 from trading_core.market.synthetic import SyntheticMarket
 from trading_core.shadow.evaluation import SHADOW_ACTOR
 from trading_core.training.model import fit_forward_return_model
+from trading_core.training.significance import sharpe_evidence
 from trading_core.types import REGIME_CODES, Regime, Stage
 
 SHADOW_DAYS = 7
@@ -121,7 +123,7 @@ class Models:
         *,
         tag: str,
         day: date,
-        oos_sharpe: float,
+        oos_mean: float,
         tables: dict[str, Any],
     ) -> ModelVersion:
         key = ModelKey(symbol.split("/", maxsplit=1)[0], "RANGE", "1h")
@@ -136,12 +138,42 @@ class Models:
             created_at=_midnight(day),
             actor="training",
         )
+        metrics, validation = constructed_oos(day, oos_mean, seed=len(tag) + day.toordinal())
         return self.library.record_validation(
             version.name,
-            metrics={"oos_sharpe": oos_sharpe},
-            validation={"eligible": True, "reason": f"constructed: {tag}"},
+            metrics=metrics,
+            validation={**validation, "reason": f"constructed: {tag}"},
             serving_tables=tables,
         )
+
+
+def constructed_oos(
+    day: date, mean: float, *, seed: int, days: int = 60
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """A walk-forward record as the validation writes it: 60 out-of-sample days of hourly
+    returns ending the day before ``day`` with per-bar mean ``mean`` (these models' claimed
+    out-of-sample record is constructed; the shadow week decides on their real trades)."""
+    returns = mean + np.random.default_rng(seed).normal(0.0, 0.004, days * 24)
+    evidence = sharpe_evidence(returns)
+    equity = 100_000.0 * np.cumprod(1.0 + returns)
+    first = _midnight(day) - timedelta(days=days)
+    daily = [
+        [
+            float((first + timedelta(days=i, hours=23)).timestamp() * 1000),
+            float(equity[i * 24 + 23]),
+        ]
+        for i in range(days)
+    ]
+    metrics = {
+        "oos_sharpe": evidence.sharpe_per_bar * math.sqrt(8760.0),
+        "oos_edge_after_cost_bps": mean * 1e4 * 24.0,
+        "oos_n_trades": 100.0,
+        "oos_n_returns": float(evidence.n_returns),
+        "oos_sharpe_per_bar": evidence.sharpe_per_bar,
+        "oos_return_skewness": evidence.skewness,
+        "oos_return_kurtosis": evidence.kurtosis,
+    }
+    return metrics, {"status": "validated", "eligible": True, "equity_daily": daily}
 
 
 def _midnight(day: date) -> datetime:
@@ -184,10 +216,11 @@ def test_shadow_loop_promotes_better_rejects_equal_serves_and_rolls_back(
         for s in (a, b)
     }
 
-    # day 1: two uninformed champions; best_models sends each (first eligible) to production
+    # day 1: two uninformed champions with a constructed credible OOS record; best_models sends
+    # each (the first model of its key through the gate) to production
     noise = {s: build.fitted(s, informed=False) for s in (a, b)}
     champion = {
-        s: build.register(s, *noise[s], tag="noise", day=day1, oos_sharpe=1.0, tables=tables[s])
+        s: build.register(s, *noise[s], tag="noise", day=day1, oos_mean=4e-4, tables=tables[s])
         for s in (a, b)
     }
     with dg.instance_for_test() as instance:
@@ -195,16 +228,22 @@ def test_shadow_loop_promotes_better_rejects_equal_serves_and_rolls_back(
         first = library.latest_release()
         assert first is not None and set(first.production) == {m.name for m in champion.values()}
 
-        # day 2: the oracle for A, an exact copy for B; both beat the OOS Sharpe -> shadow
+        # day 2: the oracle for A, an exact copy for B; both pass the gate and beat their
+        # champion on the common out-of-sample days -> shadow
         better = build.register(
             a,
             *build.fitted(a, informed=True),
             tag="oracle",
             day=day2,
-            oos_sharpe=2.0,
+            oos_mean=1.2e-3,
             tables=tables[a],
         )
-        equal = build.register(b, *noise[b], tag="copy", day=day2, oos_sharpe=2.0, tables=tables[b])
+        # B's copy claims a much better out-of-sample record on the same days (luck, as far as
+        # the shadow week can tell): the gate and the paired test send it to shadow, where its
+        # real trades are identical to the champion's
+        equal = build.register(
+            b, *noise[b], tag="copy", day=day2, oos_mean=1.2e-3, tables=tables[b]
+        )
         _materialize(instance, day2, "best_models", "shadow_evaluation", "brain_library_push")
         second = library.latest_release()
         assert second is not None and set(second.shadow) == {better.name, equal.name}

@@ -141,7 +141,7 @@ def register(
     return library.register_model(
         key,
         fake_artifact(f"{key.slug}-{tag}"),
-        metrics={"oos_sharpe": sharpe, "hit_rate": 0.55},
+        metrics={"sharpe": sharpe, "oos_sharpe": sharpe, "hit_rate": 0.55},
         params={"max_depth": 4, "eta": 0.05},
         feature_list=["ret_1", "vol_24"],
         data_hash=f"data-{tag}",

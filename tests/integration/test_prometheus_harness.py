@@ -83,6 +83,7 @@ def _standin_registry() -> CollectorRegistry:
         m.COST_BPS, "cost", ["venue", "component"], registry=registry, buckets=(1, 5, 10)
     ).labels("binance", "fee").observe(4.0)
     Gauge(m.TRAINING_JOBS_TOTAL, "jobs", ["status"], registry=registry).labels("succeeded").set(60)
+    Gauge(m.TRAINING_GATE_VERDICTS, "gate", ["verdict"], registry=registry).labels("passed").set(4)
     return registry
 
 

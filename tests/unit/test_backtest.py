@@ -253,3 +253,19 @@ def test_inputs_with_bad_prices_are_rejected() -> None:
         replace(inputs, timestamps_ms=np.zeros(10, dtype=np.int64))
     with pytest.raises(ValueError, match="fill_at"):
         replace(CONFIG, fill_at="tomorrow")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_zero_volume_bars_defer_orders_and_never_fill_at_an_infinite_price(seed: int) -> None:
+    # real 1h candles have hours that traded nothing (ALGO, MANA on 2021-02-11 03:00): an order
+    # there, a closing one included, waits for a bar with volume instead of filling at +-inf
+    inputs = random_inputs(seed, n=1500)
+    volume = inputs.volume.copy()
+    volume[::7] = 0.0
+    result = run_backtest(replace(inputs, volume=volume), CONFIG)
+    assert np.all(np.isfinite(result.equity)) and np.all(np.isfinite(result.fill_price))
+    zero = volume == 0.0
+    assert not np.any(result.order_qty[zero])
+    reasons = {REASON_BY_CODE[c].value for c in result.reason_code[zero]}
+    assert "cost_unavailable" in reasons
+    assert result.metrics.n_orders > 20 and math.isfinite(result.metrics.sharpe)

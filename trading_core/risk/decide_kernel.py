@@ -239,8 +239,14 @@ def decide_core(
     opens = approved > abs(position_qty) or position_qty * order > 0.0
     if out[D_LIMITED_BY] == R_NONE and opens:
         out[D_LIMITED_BY] = sized_by
-    out[D_ORDER_QTY] = _sign(order) * approved
     slippage = sqrt_impact_bps(
         approved, bar_volume, volatility_bps, costs[C_IMPACT_FACTOR], costs[C_PARTICIPATION_RATE]
     )
+    if not math.isfinite(slippage):
+        # a bar that traded nothing (real candles have zero-volume hours) cannot price or fill
+        # an order, closing ones included: it waits for a bar with volume instead of filling
+        # at an infinite price (which turned a key's equity into NaN)
+        out[D_REASON] = DR_COST_UNAVAILABLE
+        return
+    out[D_ORDER_QTY] = _sign(order) * approved
     out[D_PRICE_ADJUST_BPS] = half_spread_bps + slippage

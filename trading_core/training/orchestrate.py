@@ -225,7 +225,8 @@ def _daily_points(times_ms: Sequence[int], equity: Sequence[float]) -> list[list
     """The equity curve at each UTC day's last bar (small enough to keep with the model)."""
     points: dict[int, list[float]] = {}
     for t, value in zip(times_ms, equity, strict=True):
-        points[t // 86_400_000] = [float(t), float(value)]
+        if math.isfinite(value):  # one bad bar must not make the key's record unwritable
+            points[t // 86_400_000] = [float(t), float(value)]
     return list(points.values())
 
 
