@@ -73,6 +73,16 @@ def test_daily_dag_trains_validates_selects_and_releases(small_engine: Path) -> 
         production = library.list_models(stage=Stage.PRODUCTION)
         assert {m.name for m in production} == set(release.production)
         assert all(m.validation and m.validation["eligible"] for m in production)
+        # every production model went through the gate, and the asset shows the gate's figures
+        for model in production:
+            gate = model.validation["gate"]  # type: ignore[index]
+            assert gate["passed"] and gate["p_adjusted"] <= 0.05 and gate["n_trials"] == 9
+            assert model.metrics["oos_sharpe"] > 0 and model.metrics["oos_edge_after_cost_bps"] > 0
+        meta = result.asset_materializations_for_node("best_models")[0].metadata
+        assert meta["gate_passed"].value == len(production)
+        assert meta["gate_failed"].value == len(models) - len(production)
+        assert meta["gate_trials"].value == 9 and meta["gate_method"].value == "fdr_bh"
+        assert "p_adjusted" in meta["best_production"].value
         # rerunning the same day: no new versions, no new release
         versions = {m.name for m in models}
         assert _materialize(instance).success
