@@ -27,8 +27,6 @@ PARTITION = "2026-10-31"
 
 def run_day(env: dict[str, str], *, partition: str = PARTITION) -> dict[str, Any]:
     """One daily run under ``env`` (ENGINE__ overrides); per-key gate figures from the library."""
-    import dagster as dg
-
     tmp = Path(tempfile.mkdtemp(prefix="bench-selection-"))
     saved = dict(os.environ)
     os.environ.update(
@@ -41,28 +39,37 @@ def run_day(env: dict[str, str], *, partition: str = PARTITION) -> dict[str, Any
         }
     )
     try:
-        from engine_assets.definitions import DAILY_ASSETS, build_resources, defs
         from trading_core.brain import BrainLibrary
         from trading_core.config import load_config
 
-        started = time.perf_counter()
-        with dg.instance_for_test() as instance:
-            result = dg.materialize(
-                [*DAILY_ASSETS, *(defs.asset_checks or [])],
-                partition_key=partition,
-                resources=build_resources(),
-                instance=instance,
-                raise_on_error=False,
-            )
-        wall = time.perf_counter() - started
+        success, wall = materialize_day(partition)
         library = BrainLibrary.from_config(load_config())
         keys = [_key_row(m) for m in library.list_models()]
         library.close()
-        return {"success": result.success, "wall_s": wall, "keys": keys}
+        return {"success": success, "wall_s": wall, "keys": keys}
     finally:
         os.environ.clear()
         os.environ.update(saved)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def materialize_day(partition: str) -> tuple[bool, float]:
+    """Every daily asset and check of ``partition`` in one Dagster run (ENGINE__ env already
+    set): success and wall seconds."""
+    import dagster as dg
+
+    from engine_assets.definitions import DAILY_ASSETS, build_resources, defs
+
+    started = time.perf_counter()
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [*DAILY_ASSETS, *(defs.asset_checks or [])],
+            partition_key=partition,
+            resources=build_resources(),
+            instance=instance,
+            raise_on_error=False,
+        )
+    return result.success, time.perf_counter() - started
 
 
 def _key_row(model: Any) -> dict[str, Any]:

@@ -146,20 +146,10 @@ def environment(env: dict[str, str]) -> Iterator[None]:
 
 def run_dag() -> dict[str, Any]:
     """One Dagster materialization of every daily asset for PARTITION (env already set)."""
-    import dagster as dg
+    from selection import materialize_day  # bench/selection.py, beside this script
 
-    from engine_assets.definitions import DAILY_ASSETS, build_resources, defs
-
-    started = time.perf_counter()
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [*DAILY_ASSETS, *(defs.asset_checks or [])],
-            partition_key=PARTITION,
-            resources=build_resources(),
-            instance=instance,
-            raise_on_error=False,
-        )
-    return {"success": result.success, "wall_s": time.perf_counter() - started}
+    success, wall_s = materialize_day(PARTITION)
+    return {"success": success, "wall_s": wall_s}
 
 
 def claimed_rows(library: Any) -> list[dict[str, Any]]:

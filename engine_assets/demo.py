@@ -32,6 +32,17 @@ DAILY_ORDER = (
     "brain_library_push",
 )
 
+# the per-key walk-forward columns of the report (``oos_<name>`` metrics)
+KEY_FIGURES = (
+    "sharpe",
+    "sharpe_se",
+    "edge_after_cost_bps",
+    "n_trades",
+    "windows",
+    "p_adjusted",
+    "dsr",
+)
+
 
 @dataclass
 class StepResult:
@@ -156,18 +167,7 @@ def write_report(
         {
             "key": m.key.slug,
             "stage": m.stage.value,
-            **{
-                k: m.metrics.get(f"oos_{k}")
-                for k in (
-                    "sharpe",
-                    "sharpe_se",
-                    "edge_after_cost_bps",
-                    "n_trades",
-                    "windows",
-                    "p_adjusted",
-                    "dsr",
-                )
-            },
+            **{k: m.metrics.get(f"oos_{k}") for k in KEY_FIGURES},
             "reason": ((m.validation or {}).get("gate") or {}).get("reason")
             or (m.validation or {}).get("reason", ""),
         }
@@ -211,18 +211,7 @@ def write_report(
         "## Walk-forward per key",
         markdown_table(
             table,
-            [
-                "key",
-                "stage",
-                "sharpe",
-                "sharpe_se",
-                "edge_after_cost_bps",
-                "n_trades",
-                "windows",
-                "p_adjusted",
-                "dsr",
-                "reason",
-            ],
+            ["key", "stage", *KEY_FIGURES, "reason"],
         ),
         "",
         "![Sharpe heatmap](sharpe_heatmap.png)",
