@@ -116,7 +116,9 @@ def validate_key(frame: CoinFrame, job: CoinJob, regime: Regime) -> KeyValidatio
         )
     overall = run_backtest(_concat([r.inputs for r in usable if r.inputs]), runner.bt_config)
     eligible, reason = _eligibility(len(usable), overall.metrics.n_trades, job)
-    evidence = sharpe_evidence(overall.returns)
+    evidence = sharpe_evidence(
+        overall.returns, min_returns=job.config.validation.promotion_gate.min_oos_returns
+    )
     test_rows = np.concatenate([r.test_rows for r in usable])
     return KeyValidation(
         *base,
