@@ -8,15 +8,26 @@ changes the models of these coins; coins it adds are logged and traded after a r
 A saved state (``state_dir``) is resumed: the risk state, each coin's memory, pending orders and
 the trade ledger come back, the windows are refilled from the source up to the last decided
 bar, and the feed continues after it.
+
+Live (``--live``): a :class:`~hamilton_exec.live_broker.CcxtBroker` over a ccxt client built
+from ``data.exchange`` (keys from the environment, ``sandbox`` -> ccxt's sandbox mode,
+``base_url`` -> e.g. the local exchange simulator), the exchange's clock measured first and
+used by the market data (a candle is closed when the EXCHANGE says so), then, once the orders
+restored from the state have reached a known state, the exchange's balances, positions and
+open orders become the truth of the risk state (:meth:`HamiltonEngine.reconcile_now`).
 """
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hamilton_exec.brokers import CcxtBroker, PaperBroker
+from hamilton_exec.brokers import Broker, PaperBroker
 from hamilton_exec.engine import HamiltonEngine, utc_ms
+from hamilton_exec.exchange_clock import ExchangeClock
+from hamilton_exec.live_broker import CcxtBroker
+from hamilton_exec.live_client import BrokerMetric
 from hamilton_exec.event_store import EventSink
 from hamilton_exec.feeds import PollingFeed, ReplayFeed
 from hamilton_exec.heap import settle_long_lived_heap
@@ -26,6 +37,8 @@ from hamilton_exec.service import HamiltonService, load_state
 from hamilton_exec.settings import HamiltonSettings
 from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
+from trading_core.errors import CoinEngineError
+from trading_core.market.ccxt_source import CcxtSource, build_ccxt_client
 from trading_core.market.source import MarketDataSource, make_source
 from trading_core.observability.logging import get_logger
 
@@ -64,13 +77,23 @@ def build_service(
     *,
     library: BrainLibrary | None = None,
     source: MarketDataSource | None = None,
-    broker: Any | None = None,
+    broker: Broker | None = None,
     metrics: HamiltonMetrics | None = None,
 ) -> Prepared:
     """Everything wired and warm, ready for ``await prepared.service.run(after_ms=...)``."""
-    source = source or make_source(config)
     metrics = metrics or HamiltonMetrics(venue=config.cost_model.venue)
-    sink = EventSink(library, settings.events_spool)
+    clock: ExchangeClock | None = None
+    if broker is None and settings.mode == "live":
+        live = _live_broker(config, metrics)
+        broker, clock = live, live.clock
+    if source is None:
+        source = _live_source(config, clock) if clock is not None else make_source(config)
+    sink = EventSink(
+        library,
+        settings.events_spool,
+        flush_timeout_s=settings.flush_timeout_s,
+        on_depth=metrics.events_spool_depth.set,
+    )
     probe = _Probe(config, settings, library, metrics)
     symbols = choose_symbols(config, settings, source, probe.production_coins())
     saved = load_state(settings.state_dir)
@@ -80,7 +103,7 @@ def build_service(
         symbols,
         sink=sink,
         metrics=metrics,
-        broker=broker or _broker(settings),
+        broker=broker or PaperBroker(),
         now=_start_time(settings),
     )
     if probe.served is not None:
@@ -89,13 +112,13 @@ def build_service(
     if saved is not None:
         engine.restore(saved)
         after_ms = min(engine.last_open_ms.values()) if engine.last_open_ms else None
-    feed = _feed(config, settings, source, engine)
+    feed = _feed(config, settings, source, engine, clock)
     resume = None if after_ms is None else utc_ms(after_ms + settings.bar_ms)
     histories = {s: _history(feed, s, resume) for s in symbols}
     btc = _history(feed, engine.btc_symbol, resume) if engine.btc_symbol in _known(feed) else None
     warm_start(engine, histories, btc_history=btc, funding=feed.funding(), memories=saved is None)
-    if isinstance(engine.broker, CcxtBroker):
-        engine.broker.reconcile(symbols)
+    if settings.mode == "live":
+        reconcile_at_start(engine, fresh_start=saved is None)
     if library is not None:
         export_training_metrics(library, metrics)
     settle_long_lived_heap("hamilton_ready", engine.release.id if engine.release else None)
@@ -107,7 +130,25 @@ def build_service(
         release_id=engine.release.id if engine.release else None,
         resumed_after=after_ms,
     )
-    return Prepared(HamiltonService(engine, feed, library=library), after_ms)
+    service = HamiltonService(engine, feed, library=library, refused=probe.refused)
+    return Prepared(service, after_ms)
+
+
+def reconcile_at_start(engine: HamiltonEngine, *, fresh_start: bool) -> None:
+    """Wait (up to the order timeout and a bit) for the orders restored from the state to
+    reach a known state, then make the exchange the truth of the risk state. If orders are
+    still in flight then, the reconcile is left to the periodic one (a fill counted twice is
+    worse than a late reconcile)."""
+    deadline = time.monotonic() + engine.config.hamilton.orders.timeout_s + 5.0
+    while engine.broker.open_orders() and time.monotonic() < deadline:
+        engine.apply_reports(engine.broker.drain())
+        time.sleep(0.1)
+    snapshot = engine.broker.snapshot(engine.symbols)
+    if snapshot is None:
+        return
+    if not engine.reconcile_now(snapshot, fresh_start=fresh_start):
+        engine.offer_snapshot(snapshot)
+        _log().warning("reconcile_deferred", open_orders=len(engine.broker.open_orders()))
 
 
 class _Probe:
@@ -121,11 +162,14 @@ class _Probe:
         metrics: HamiltonMetrics,
     ) -> None:
         self.served = None
+        self.refused: dict[int, str] = {}
         if library is None:
             return
         shell = _Shell(config, settings, metrics)
-        ReleaseSensor(library, shell, after_swap=False).poll()  # type: ignore[arg-type]
+        sensor = ReleaseSensor(library, shell, after_swap=False)  # type: ignore[arg-type]
+        sensor.poll()
         self.served = shell.release
+        self.refused = sensor.refused
 
     def production_coins(self) -> list[str]:
         return sorted(self.served.production) if self.served is not None else []
@@ -147,8 +191,46 @@ class _Shell:
         self.release = served
 
 
-def _broker(settings: HamiltonSettings) -> Any:
-    return PaperBroker()
+def _live_broker(config: EngineConfig, metrics: HamiltonMetrics) -> CcxtBroker:
+    """The live broker over its own ccxt client (markets of ``hamilton.orders.market_type``),
+    connected: markets loaded and the exchange clock measured before anything is decided."""
+    exchange = config.data.exchange
+    orders = config.hamilton.orders
+    client = build_ccxt_client(exchange, market_types=(orders.market_type,))
+    clock = ExchangeClock.for_client(client, exchange)
+    broker = CcxtBroker(
+        client,
+        orders=orders,
+        exchange=exchange,
+        quote=config.engine.quote,
+        on_metric=_broker_metric(metrics),
+        clock=clock,
+    )
+    try:
+        broker.connect()
+    except CoinEngineError:
+        broker.close()
+        raise
+    metrics.clock_offset.set(clock.offset_ms)
+    return broker
+
+
+def _broker_metric(metrics: HamiltonMetrics) -> Callable[[BrokerMetric], None]:
+    """The broker's own signals as engine_error_rate{engine, error_type}; its order reports
+    are counted by the engine when it drains them (hamilton_orders_total...)."""
+
+    def on_metric(metric: BrokerMetric) -> None:
+        if metric.name == "order_report":
+            return
+        component = "exchange_clock" if metric.name == "clock_skew_refusal" else "broker"
+        metrics.count_error(component, metric.name)
+
+    return on_metric
+
+
+def _live_source(config: EngineConfig, clock: ExchangeClock) -> CcxtSource:
+    """Market data judged on the exchange's clock (a candle is closed by exchange time)."""
+    return CcxtSource(config.data.exchange, quote=config.engine.quote, clock=clock.now)
 
 
 def _start_time(settings: HamiltonSettings) -> datetime:
@@ -162,6 +244,7 @@ def _feed(
     settings: HamiltonSettings,
     source: MarketDataSource,
     engine: HamiltonEngine,
+    clock: ExchangeClock | None = None,
 ) -> ReplayFeed | PollingFeed:
     if settings.replay is not None:
         return ReplayFeed(
@@ -181,9 +264,8 @@ def _feed(
         history_bars=settings.history_bars,
         poll_interval_s=settings.market_poll_interval_s,
         grace_s=3 * settings.market_poll_interval_s,
-        on_error=lambda symbol, exc: engine.metrics.errors.labels(
-            "market_data", type(exc).__name__
-        ).inc(),
+        clock=clock.now if clock is not None else (lambda: datetime.now(UTC)),
+        on_error=lambda symbol, exc: engine.metrics.count_error("market_data", exc),
     )
 
 

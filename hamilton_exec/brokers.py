@@ -1,38 +1,34 @@
-"""Brokers: where an approved decision becomes an order.
+"""Brokers: where an approved decision becomes an order, behind one :class:`Broker` protocol.
+
+The engine never blocks on a broker: :meth:`Broker.submit` only accepts (or refuses before
+sending) and returns at once; what happens next (fills, partial fills, cancels, refusals by the
+exchange) arrives as :class:`OrderReport` objects from :meth:`Broker.drain`, which the engine
+reads at the start of every tick. A fill report carries the INCREMENT filled since the previous
+report of that order.
 
 * :class:`PaperBroker` fills an order at the NEXT bar's open with the cost model's half-spread,
   slippage and fee (``trading_core.costs.kernel.fill_price_and_fee``, the function the backtest
   and ``paper_fill`` use), so a paper run and the backtest fill alike.
-* :class:`CcxtBroker` sends market orders through a ccxt exchange with a deterministic client
-  order id (:func:`client_order_id`): a retried submission carries the same id, and before any
-  retry after an uncertain failure (a timeout: the order may have been accepted) the broker
-  looks the id up on the exchange, so one decision can never open two positions. Only
-  temporary errors (ccxt's ``OperationFailed`` family) are retried; anything else is
-  :class:`ExchangePermanentError` at once. On start it reconciles open orders and balances.
+* :class:`hamilton_exec.live_broker.CcxtBroker` sends orders through ccxt off the tick path.
 """
 
 import hashlib
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
-
-import ccxt
+from typing import Any, Literal, Protocol
 
 from trading_core.costs.kernel import fill_price_and_fee
 from trading_core.decision import BarInputs, Decision
-from trading_core.errors import (
-    ExchangePermanentError,
-    ExchangeTemporaryError,
-    OrderSubmitUncertainError,
-)
 from trading_core.observability.logging import get_logger
 from trading_core.risk import Fill
 from trading_core.types import Action
 
-OrderStatus = Literal["pending", "filled", "rejected"]
-MAX_BACKOFF_S: Final = 30.0
+# pending: accepted, not final (may have partial fills); the other four are final
+OrderStatus = Literal["pending", "filled", "canceled", "rejected", "expired"]
+FINAL_STATUSES: frozenset[str] = frozenset({"filled", "canceled", "rejected", "expired"})
+OrderType = Literal["market", "limit"]
 
 
 def _log() -> Any:
@@ -56,10 +52,33 @@ class OrderRequest:
     price_adjust_bps: float
     fee_bps: float
     decided_at: datetime
+    order_type: OrderType = "market"
+    limit_price: float | None = None
+    post_only: bool = False
+    reduce_only: bool = False  # closes only (the kill switch's flatten orders)
+    event_id: str = ""  # the DecisionEvent this order carries out ("" for a flatten)
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.signed_qty) and self.signed_qty != 0.0):
+            raise ValueError(f"order {self.client_order_id}: signed_qty {self.signed_qty!r}")
+        if self.order_type == "limit" and not (
+            self.limit_price is not None and math.isfinite(self.limit_price) and self.limit_price > 0
+        ):
+            raise ValueError(
+                f"order {self.client_order_id}: a limit order needs a limit_price > 0, "
+                f"got {self.limit_price!r}"
+            )
+        if self.post_only and self.order_type != "limit":
+            raise ValueError(f"order {self.client_order_id}: post_only needs order_type 'limit'")
 
     @property
     def side(self) -> Action:
         return Action.BUY if self.signed_qty > 0 else Action.SELL
+
+    @property
+    def expected_cost_bps(self) -> float:
+        """What the cost model expected this order to cost (half-spread + slippage + fee)."""
+        return self.price_adjust_bps + self.fee_bps
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "decided_at": self.decided_at.isoformat()}
@@ -69,8 +88,17 @@ class OrderRequest:
         return cls(**{**data, "decided_at": datetime.fromisoformat(data["decided_at"])})
 
 
-def order_request(decision: Decision, inputs: BarInputs) -> OrderRequest:
-    """The order of an approved (non-hold) decision on the bar ``inputs`` describes."""
+def order_request(
+    decision: Decision,
+    inputs: BarInputs,
+    *,
+    event_id: str = "",
+    order_type: OrderType = "market",
+    post_only: bool = False,
+) -> OrderRequest:
+    """The order of an approved (non-hold) decision on the bar ``inputs`` describes. A limit
+    order rests at the decision's reference price (the bar's close): with ``post_only`` a
+    maker order, priced by the cost model's maker fee."""
     return OrderRequest(
         client_order_id=client_order_id(
             decision.symbol, int(inputs.timestamp.timestamp() * 1000), decision.action.value
@@ -81,18 +109,88 @@ def order_request(decision: Decision, inputs: BarInputs) -> OrderRequest:
         price_adjust_bps=decision.fill_price_adjust_bps,
         fee_bps=decision.fill_fee_bps,
         decided_at=inputs.decided_at,
+        order_type=order_type,
+        limit_price=inputs.price if order_type == "limit" else None,
+        post_only=post_only,
+        event_id=event_id,
     )
 
 
 @dataclass(frozen=True, slots=True)
 class OrderReport:
-    """What happened to an order; ``fill`` when it executed (now or at the next bar)."""
+    """What happened to an order. ``fill`` is the increment filled since the order's previous
+    report (None when nothing new filled); ``reason_code`` says why a final status other than
+    ``filled`` was reached (``insufficient_balance``, ``filter_failure``, ``permission``,
+    ``timeout``, ``kill_switch``, ...), for the DecisionEvent's outcome and the metrics."""
 
     client_order_id: str
     status: OrderStatus
     fill: Fill | None = None
     exchange_order_id: str | None = None
     detail: str = ""
+    symbol: str = ""
+    reason_code: str = ""
+    event_id: str = ""
+    expected_cost_bps: float | None = None
+    reference_price: float | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeSnapshot:
+    """The venue's truth at ``taken_at``: quote cash, signed base positions per symbol (spot:
+    the base balance; perps: the position), the open orders' client ids per symbol, and the
+    measured exchange clock offset (exchange minus local, ms)."""
+
+    cash_usd: float
+    positions: Mapping[str, float]
+    open_orders: Mapping[str, tuple[str, ...]]
+    taken_at: datetime
+    clock_offset_ms: int = 0
+    prices: Mapping[str, float] = field(default_factory=dict)
+
+
+class Broker(Protocol):
+    """What the engine needs from a broker (paper or live); see the module docstring."""
+
+    name: str
+
+    def submit(self, order: OrderRequest) -> OrderReport:
+        """Accept ``order`` (status ``pending``) or refuse it before sending (``rejected``
+        with a reason code). Never blocks on the network, never raises for a refusal."""
+        ...
+
+    def on_bar_open(self, symbol: str, open_price: float, opened_at: datetime) -> None:
+        """A new bar of ``symbol`` opened (the paper broker fills pending orders here)."""
+        ...
+
+    def drain(self) -> list[OrderReport]:
+        """Reports produced since the previous call, in the order they happened."""
+        ...
+
+    def open_orders(self) -> tuple[OrderRequest, ...]:
+        """Orders accepted and not yet final."""
+        ...
+
+    def cancel_all(self, reason: str) -> None:
+        """Cancel every open order (reports follow through :meth:`drain`)."""
+        ...
+
+    def snapshot(self, symbols: Sequence[str]) -> ExchangeSnapshot | None:
+        """The venue's balances, positions and open orders (None: the broker's own books are
+        the truth, as for paper)."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def restore(self, data: Mapping[str, Any]) -> None: ...
+
+    def close(self) -> None:
+        """Stop background work (waits for orders in flight to reach a known state)."""
+        ...
 
 
 class PaperBroker:
@@ -102,15 +200,29 @@ class PaperBroker:
 
     def __init__(self) -> None:
         self.pending: dict[str, OrderRequest] = {}
+        self._reports: list[OrderReport] = []
 
     def submit(self, order: OrderRequest) -> OrderReport:
         known = self.pending.get(order.symbol)
         if known is not None and known.client_order_id != order.client_order_id:
-            raise ValueError(
-                f"{order.symbol}: an order is already pending ({known.client_order_id})"
+            report = OrderReport(
+                order.client_order_id,
+                "rejected",
+                symbol=order.symbol,
+                reason_code="order_pending",
+                detail=f"an order is already pending ({known.client_order_id})",
+                event_id=order.event_id,
             )
+            return report
         self.pending[order.symbol] = order
-        return OrderReport(order.client_order_id, "pending")
+        return OrderReport(
+            order.client_order_id, "pending", symbol=order.symbol, event_id=order.event_id
+        )
+
+    def on_bar_open(self, symbol: str, open_price: float, opened_at: datetime) -> None:
+        report = self.fill_at_open(symbol, open_price, opened_at)
+        if report is not None:
+            self._reports.append(report)
 
     def fill_at_open(
         self, symbol: str, open_price: float, opened_at: datetime
@@ -123,152 +235,46 @@ class PaperBroker:
             order.signed_qty, open_price, order.price_adjust_bps, order.fee_bps
         )
         fill = Fill(symbol, order.signed_qty, float(price), float(fee), opened_at)
-        return OrderReport(order.client_order_id, "filled", fill)
+        return OrderReport(
+            order.client_order_id,
+            "filled",
+            fill,
+            symbol=symbol,
+            event_id=order.event_id,
+            expected_cost_bps=order.expected_cost_bps,
+            reference_price=order.reference_price,
+        )
+
+    def drain(self) -> list[OrderReport]:
+        reports, self._reports = self._reports, []
+        return reports
+
+    def open_orders(self) -> tuple[OrderRequest, ...]:
+        return tuple(self.pending[s] for s in sorted(self.pending))
+
+    def cancel_all(self, reason: str) -> None:
+        for symbol in sorted(self.pending):
+            order = self.pending.pop(symbol)
+            self._reports.append(
+                OrderReport(
+                    order.client_order_id,
+                    "canceled",
+                    symbol=symbol,
+                    reason_code=reason,
+                    event_id=order.event_id,
+                )
+            )
+
+    def snapshot(self, symbols: Sequence[str]) -> ExchangeSnapshot | None:
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         return {"pending": [o.to_dict() for o in self.pending.values()]}
 
-    def restore(self, data: dict[str, Any]) -> None:
+    def restore(self, data: Mapping[str, Any]) -> None:
         self.pending = {
             o.symbol: o for o in (OrderRequest.from_dict(d) for d in data.get("pending", []))
         }
 
-
-class CcxtBroker:
-    """Market orders through ccxt with deterministic client order ids (module docstring)."""
-
-    name = "ccxt"
-
-    def __init__(
-        self,
-        client: Any,
-        *,
-        max_retries: int = 5,
-        retry_backoff_s: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.client = client
-        self.max_retries = max_retries
-        self.retry_backoff_s = retry_backoff_s
-        self._sleep = sleep
-
-    def submit(self, order: OrderRequest) -> OrderReport:
-        """Send ``order`` once, whatever the network does (see the module docstring)."""
-        for attempt in range(self.max_retries + 1):
-            try:
-                response = self.client.create_order(
-                    order.symbol,
-                    "market",
-                    order.side.value,
-                    abs(order.signed_qty),
-                    None,
-                    {"clientOrderId": order.client_order_id},
-                )
-                return self._report(order, response)
-            except ccxt.InvalidOrder as exc:
-                found = self.lookup(order)  # e.g. "duplicate order": it was accepted before
-                if found is not None:
-                    return found
-                raise ExchangePermanentError(f"{order.symbol} order refused: {exc}") from exc
-            except ccxt.OperationFailed as exc:
-                found = self.lookup(order)
-                if found is not None:
-                    _log().warning(
-                        "order_found_after_error",
-                        client_order_id=order.client_order_id,
-                        error=type(exc).__name__,
-                    )
-                    return found
-                if attempt == self.max_retries:
-                    raise OrderSubmitUncertainError(
-                        f"{order.symbol} order {order.client_order_id} not confirmed after "
-                        f"{self.max_retries} retries: {type(exc).__name__}: {exc}"
-                    ) from exc
-                self._backoff(order, attempt, exc)
-            except ccxt.BaseError as exc:
-                raise ExchangePermanentError(
-                    f"{order.symbol} order failed permanently: {type(exc).__name__}: {exc}"
-                ) from exc
-        raise AssertionError("unreachable: the retry loop returns or raises")  # pragma: no cover
-
-    def lookup(self, order: OrderRequest) -> OrderReport | None:
-        """The exchange's record of ``order`` by its client id, or None if it never arrived."""
-        try:
-            response = self.client.fetch_order(
-                None, order.symbol, {"clientOrderId": order.client_order_id}
-            )
-        except ccxt.OrderNotFound:
-            return None
-        except ccxt.OperationFailed as exc:
-            raise ExchangeTemporaryError(
-                f"cannot look up order {order.client_order_id}: {type(exc).__name__}: {exc}"
-            ) from exc
-        return self._report(order, response)
-
-    def reconcile(self, symbols: Iterable[str]) -> dict[str, Any]:
-        """Open orders and balances as the exchange sees them (logged; returned for the state)."""
-        open_orders = {s: self._call(self.client.fetch_open_orders, s) for s in symbols}
-        balance = self._call(self.client.fetch_balance)
-        totals = {k: float(v) for k, v in (balance.get("total") or {}).items() if v}
-        summary = {
-            "open_orders": {
-                s: [o.get("clientOrderId") for o in orders]
-                for s, orders in open_orders.items()
-                if orders
-            },
-            "balances": totals,
-        }
-        _log().info(
-            "broker_reconciled",
-            open_orders=sum(len(v) for v in open_orders.values()),
-            assets=len(totals),
-        )
-        return summary
-
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        for attempt in range(self.max_retries + 1):
-            try:
-                return fn(*args)
-            except ccxt.OperationFailed as exc:
-                if attempt == self.max_retries:
-                    raise ExchangeTemporaryError(f"{fn.__name__} failing: {exc}") from exc
-                self._sleep(min(self.retry_backoff_s * 2**attempt, MAX_BACKOFF_S))
-            except ccxt.BaseError as exc:
-                raise ExchangePermanentError(f"{fn.__name__} failed: {exc}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _backoff(self, order: OrderRequest, attempt: int, exc: Exception) -> None:
-        delay_s = min(self.retry_backoff_s * 2**attempt, MAX_BACKOFF_S)
-        _log().warning(
-            "order_retry",
-            client_order_id=order.client_order_id,
-            attempt=attempt + 1,
-            delay_s=delay_s,
-            error=type(exc).__name__,
-        )
-        self._sleep(delay_s)
-
-    def _report(self, order: OrderRequest, response: dict[str, Any]) -> OrderReport:
-        filled = float(response.get("filled") or 0.0)
-        price = response.get("average") or response.get("price")
-        status: OrderStatus = "filled" if filled > 0 and price else "pending"
-        if response.get("status") in ("canceled", "rejected", "expired") and filled == 0:
-            status = "rejected"
-        fill = None
-        if status == "filled" and price:
-            fee = response.get("fee") or {}
-            signed = filled if order.signed_qty > 0 else -filled
-            fill = Fill(
-                order.symbol,
-                signed,
-                float(price),
-                float(fee.get("cost") or 0.0),
-                _when(response.get("timestamp")),
-            )
-        return OrderReport(order.client_order_id, status, fill, str(response.get("id") or ""))
-
-
-def _when(timestamp_ms: Any) -> datetime:
-    if timestamp_ms is None:
-        return datetime.now(UTC)
-    return datetime.fromtimestamp(int(timestamp_ms) / 1000, tz=UTC)
+    def close(self) -> None:
+        return None

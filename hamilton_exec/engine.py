@@ -11,15 +11,24 @@ in force is read once per tick, so a release swapped in by the sensor applies fr
 tick on, for every coin at once.
 """
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
 
-from hamilton_exec.brokers import OrderReport, PaperBroker, order_request
+from hamilton_exec.brokers import (
+    Broker,
+    ExchangeSnapshot,
+    OrderReport,
+    OrderRequest,
+    PaperBroker,
+    order_request,
+)
+from hamilton_exec.orders_flow import OrderBook, flatten_orders, reconcile_state
 from hamilton_exec.decision import (
     CoinDecision,
     CoinMemory,
@@ -54,12 +63,18 @@ from trading_core.decision import (
     decision_event,
 )
 from trading_core.events import DecisionEvent
+from trading_core.brain import decision_event_id
+from trading_core.observability.logging import get_logger
 from trading_core.regime import RegimeGates
 from trading_core.risk import RiskEnforcer, RiskState
-from trading_core.types import REGIMES, Action, Regime
+from trading_core.types import Action, Regime
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BTC_BASE = "BTC"
+
+
+def _log() -> Any:
+    return get_logger(__name__)
 
 
 def utc_ms(ms: int) -> datetime:
@@ -109,7 +124,7 @@ class HamiltonEngine:
         *,
         sink: EventSink,
         metrics: HamiltonMetrics,
-        broker: Any | None = None,
+        broker: Broker | None = None,
         state: RiskState | None = None,
         now: datetime | None = None,
     ) -> None:
@@ -133,7 +148,17 @@ class HamiltonEngine:
         }
         start = now or datetime.now(UTC)
         self.state = state or self.enforcer.initial_state(config.risk.initial_capital_usd, start)
-        self.broker = broker if broker is not None else PaperBroker()
+        if config.risk.kill_switch and not self.state.kill_switch:
+            self.state = self.enforcer.set_kill_switch(self.state, on=True)
+        self.kill_reason = "config: risk.kill_switch" if config.risk.kill_switch else ""
+        self.broker: Broker = broker if broker is not None else PaperBroker()
+        self.order_book = OrderBook()
+        # kill/resume/reconcile arrive from other threads (control endpoint, reconcile loop):
+        # they and the tick take this lock, so each applies between ticks, never inside one
+        self.lock = threading.RLock()
+        self.pending_snapshot: ExchangeSnapshot | None = None
+        self.clock_offset_ms = 0
+        self.last_tick_at: datetime | None = None
         self.sink, self.metrics = sink, metrics
         self.ledger = TradeLedger()
         self.shadow = ShadowTrader(
@@ -175,11 +200,17 @@ class HamiltonEngine:
     # --- one tick -----------------------------------------------------------------------
 
     def on_tick(self, tick: Tick) -> TickReport:
+        with self.lock:
+            return self._on_tick(tick)
+
+    def _on_tick(self, tick: Tick) -> TickReport:
         started = time.perf_counter()
         release = self.release
         report = TickReport(tick.open_ms)
         self.shadow.sync(release)
-        self._fill_pending(tick)
+        self._bar_opens(tick)
+        self.apply_reports(self.broker.drain())
+        self._apply_pending_snapshot(tick.now)
         fresh = self._append(tick)
         self._decide_fresh(fresh, tick, release, report)
         for symbol in self.symbols:
@@ -191,16 +222,40 @@ class HamiltonEngine:
         )
         return report
 
-    def _fill_pending(self, tick: Tick) -> None:
-        if not isinstance(self.broker, PaperBroker):
-            return
+    def _bar_opens(self, tick: Tick) -> None:
         for symbol in self.symbols:
             candle = tick.candles.get(symbol)
-            if candle is None:
-                continue
-            report = self.broker.fill_at_open(symbol, candle.open, utc_ms(candle.open_ms))
-            if report is not None:
+            if candle is not None:
+                self.broker.on_bar_open(symbol, candle.open, utc_ms(candle.open_ms))
+
+    def apply_reports(self, reports: Sequence[OrderReport]) -> None:
+        """Fills into the risk state and the trade ledger; final reports close the order's
+        record (an execution for the Brain Library) and are metered by status and reason."""
+        for report in reports:
+            order = self.order_book.get(report.client_order_id)
+            if report.fill is not None:
                 self._apply_fill(report)
+            if order is None:
+                _log().warning(
+                    "order_report_unknown",
+                    client_order_id=report.client_order_id,
+                    status=report.status,
+                    symbol=report.symbol,
+                )
+                continue
+            execution = self.order_book.on_report(report)
+            if execution is None:
+                continue  # still pending: counted when it ends
+            self.metrics.orders.labels(order.side.value, report.status).inc()
+            self.metrics.order_reports.labels(report.status, report.reason_code or "none").inc()
+            if execution.cost_error_bps is not None:
+                self.metrics.cost_error.labels(self.metrics.venue).observe(
+                    execution.cost_error_bps
+                )
+            if report.status != "filled":
+                # a refused or cancelled entry never opens the trade it was meant to
+                self.ledger.cancel_entry(order.symbol, order.event_id)
+            self.sink.add_execution(execution)
 
     def _apply_fill(self, report: OrderReport) -> None:
         if report.fill is None:
@@ -209,11 +264,90 @@ class HamiltonEngine:
         before = self.state.positions.get(fill.symbol)
         self.state = self.enforcer.apply_fill(self.state, fill)
         after = self.state.positions.get(fill.symbol)
-        side = Action.BUY.value if fill.qty > 0 else Action.SELL.value
-        self.metrics.orders.labels(side, "filled").inc()
         outcome = self.ledger.on_fill(fill, before, after)
         if outcome is not None:
             self.sink.add_outcome(outcome)
+
+    # --- kill switch, reconcile ---------------------------------------------------------
+
+    def kill(self, reason: str, now: datetime | None = None) -> list[OrderReport]:
+        """The kill switch: HALTED (new risk denied), every open order cancelled, every
+        position flattened with reduce-only market orders. Idempotent."""
+        with self.lock:
+            moment = now or datetime.now(UTC)
+            self.state = self.enforcer.set_kill_switch(self.state, on=True)
+            self.kill_reason = reason
+            self.metrics.kill_switch.set(1.0)
+            self.metrics.set_risk_state(self.state.effective_state)
+            self.broker.cancel_all("kill_switch")
+            in_flight = {o.symbol for o in self.broker.open_orders() if o.reduce_only}
+            orders = flatten_orders(
+                self.state, moment, self.context.cost_params, skip=in_flight
+            )
+            reports = [self._submit(order) for order in orders]
+            _log().warning(
+                "kill_switch_on", reason=reason, flatten_orders=len(orders), at=moment.isoformat()
+            )
+            return reports
+
+    def resume(self, reason: str) -> None:
+        """Release the kill switch (the day's loss state still applies)."""
+        with self.lock:
+            self.state = self.enforcer.set_kill_switch(self.state, on=False)
+            self.kill_reason = ""
+            self.metrics.kill_switch.set(0.0)
+            self.metrics.set_risk_state(self.state.effective_state)
+            _log().warning("kill_switch_off", reason=reason)
+
+    def offer_snapshot(self, snapshot: ExchangeSnapshot) -> None:
+        """A reconcile snapshot taken off the tick; applied at the next tick's start."""
+        with self.lock:
+            self.pending_snapshot = snapshot
+            self.clock_offset_ms = snapshot.clock_offset_ms
+            self.metrics.clock_offset.set(snapshot.clock_offset_ms)
+
+    def reconcile_now(self, snapshot: ExchangeSnapshot, *, fresh_start: bool = False) -> bool:
+        """Make the exchange's balances and positions the truth of the risk state (see
+        :func:`hamilton_exec.orders_flow.reconcile_state`). Deferred (False) while orders are
+        in flight: their fills would be counted twice."""
+        with self.lock:
+            self.apply_reports(self.broker.drain())
+            if self.broker.open_orders():
+                self.metrics.reconciles.labels("deferred").inc()
+                return False
+            marks = {s: w.close_at(0) for s, w in self.windows.items() if len(w)}
+            result = reconcile_state(
+                self.state, snapshot, self.symbols, marks, fresh_start=fresh_start
+            )
+            self.state = result.state
+            self.clock_offset_ms = snapshot.clock_offset_ms
+            self.metrics.clock_offset.set(snapshot.clock_offset_ms)
+            for symbol, drift in result.drift.items():
+                self.metrics.reconcile_drift.labels(symbol).set(drift)
+            self.metrics.reconciles.labels("drift" if result.drifted else "applied").inc()
+            log = _log().warning if result.drifted else _log().info
+            log(
+                "reconciled",
+                drifted=result.drifted,
+                drift={s: round(d, 10) for s, d in result.drift.items() if d},
+                cash_usd=round(self.state.cash_usd, 2),
+                positions=len(self.state.positions),
+                open_orders=sum(len(v) for v in snapshot.open_orders.values()),
+            )
+            if result.drifted:
+                self.metrics.count_error("reconcile", "ReconcileDrift")
+            return True
+
+    def _apply_pending_snapshot(self, now: datetime) -> None:
+        snapshot, self.pending_snapshot = self.pending_snapshot, None
+        if snapshot is not None and not self.reconcile_now(snapshot):
+            self.pending_snapshot = snapshot  # orders in flight: try at the next tick
+
+    def _submit(self, order: OrderRequest) -> OrderReport:
+        self.order_book.add(order)
+        submitted = self.broker.submit(order)
+        self.apply_reports([submitted])
+        return submitted
 
     def _append(self, tick: Tick) -> list[str]:
         fresh = []
@@ -360,12 +494,15 @@ class HamiltonEngine:
             return
         self.metrics.observe_costs(event.metadata.get("costs", {}))
         self.ledger.on_order(event, outcome.weights, outcome.signals, shadow=False)
-        order = order_request(decision, outcome.inputs)
-        submitted = self.broker.submit(order)
-        report.orders.append(submitted)
-        self.metrics.orders.labels(order.side.value, submitted.status).inc()
-        if submitted.fill is not None:
-            self._apply_fill(submitted)
+        orders = self.config.hamilton.orders
+        order = order_request(
+            decision,
+            outcome.inputs,
+            event_id=decision_event_id(event, shadow=False),
+            order_type=orders.type,
+            post_only=orders.post_only,
+        )
+        report.orders.append(self._submit(order))
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, cached: a lookup per coin per bar adds up at 400 coins
@@ -383,6 +520,8 @@ class HamiltonEngine:
 
     def _after_tick(self, tick: Tick, report: TickReport) -> None:
         self.ticks += 1
+        self.last_tick_at = tick.now
+        self._set_book_gauges()
         self.last_open_ms.update({s: tick.open_ms for s in report.decisions})
         self.metrics.equity.set(self.state.equity_usd)
         self.metrics.set_risk_state(self.state.effective_state)
@@ -392,18 +531,35 @@ class HamiltonEngine:
             age_s = (tick.now - self.release.release.created_at).total_seconds()
             self.metrics.release_age.set(max(age_s, 0.0))
 
+    def _set_book_gauges(self) -> None:
+        open_by_symbol: dict[str, int] = {}
+        for order in self.broker.open_orders():
+            open_by_symbol[order.symbol] = open_by_symbol.get(order.symbol, 0) + 1
+        for symbol in self.symbols:
+            position = self.state.positions.get(symbol)
+            self._child(self.metrics.position_qty, symbol).set(position.qty if position else 0.0)
+            self._child(self.metrics.position_notional, symbol).set(
+                position.notional_usd if position else 0.0
+            )
+            self._child(self.metrics.open_orders, symbol).set(open_by_symbol.get(symbol, 0))
+        self.metrics.kill_switch.set(1.0 if self.state.kill_switch else 0.0)
+
     # --- persistence --------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a restart needs (JSON-able): risk state, memories, orders, ledger."""
-        broker = self.broker.to_dict() if isinstance(self.broker, PaperBroker) else {}
         return {
             "timeframe": self.settings.timeframe,
             "symbols": list(self.symbols),
             "risk_state": self.state.to_dict(),
             "memories": {s: m.to_dict() for s, m in self.memories.items()},
             "last_open_ms": self.last_open_ms,
-            "broker": broker,
+            "broker": self.broker.to_dict(),
+            "broker_name": self.broker.name,
+            "orders": self.order_book.to_dict(),
+            "kill_reason": self.kill_reason,
+            "clock_offset_ms": self.clock_offset_ms,
+            "last_tick_at": self.last_tick_at.isoformat() if self.last_tick_at else None,
             "ledger": self.ledger.to_dict(),
             "release_id": self.release.id if self.release else None,
             "shadow": self.shadow.to_dict(),
@@ -421,8 +577,19 @@ class HamiltonEngine:
             if symbol in self.memories:
                 self.memories[symbol] = CoinMemory.from_dict(memory)
         self.last_open_ms = {s: int(v) for s, v in dict(data.get("last_open_ms") or {}).items()}
-        if isinstance(self.broker, PaperBroker):
+        if data.get("broker_name", self.broker.name) == self.broker.name:
             self.broker.restore(dict(data.get("broker") or {}))
+        else:
+            # paper state never resumes as live orders (nor the reverse): start that part empty
+            _log().warning(
+                "broker_state_not_resumed", saved=data.get("broker_name"), now=self.broker.name
+            )
+        self.order_book = OrderBook.from_dict(dict(data.get("orders") or {}))
+        self.kill_reason = str(data.get("kill_reason") or "")
+        self.clock_offset_ms = int(data.get("clock_offset_ms") or 0)
+        if self.config.risk.kill_switch and not self.state.kill_switch:
+            self.state = self.enforcer.set_kill_switch(self.state, on=True)
+            self.kill_reason = self.kill_reason or "config: risk.kill_switch"
         self.ledger = TradeLedger.from_dict(dict(data.get("ledger") or {}))
         self.shadow.restore(dict(data.get("shadow") or {}))
 
@@ -433,5 +600,4 @@ def _no_models() -> Any:
     return NO_MODELS
 
 
-REGIME_NAMES = tuple(r.value for r in REGIMES)
-__all__ = ["HamiltonEngine", "Tick", "TickReport", "decision_context", "replace"]
+__all__ = ["HamiltonEngine", "Tick", "TickReport", "decision_context"]

@@ -1,28 +1,42 @@
-"""DecisionEvents, trade outcomes and shadow periods on their way to the Brain Library, never
-lost.
+"""DecisionEvents, trade outcomes, shadow periods and order executions on their way to the
+Brain Library, never lost and never in the way of a tick.
 
-Every event is logged at once (a structlog JSON line) and queued. :meth:`EventSink.flush` first
-drains the local spool file (JSON lines written while the database was unreachable), then the
-queue. If the Brain Library is unreachable (:class:`BrainUnavailableError`), the queue is
-appended to the spool (flushed and fsync'ed) and kept there until a later flush succeeds. Writes
-are idempotent (event ids derive from symbol, bar and model version; outcomes are keyed by
-event id; a shadow period by challenger and period), so a flush repeated after a crash between
-"written to the database" and "spool truncated" duplicates nothing.
+Every event is logged at once (a structlog JSON line) and queued. A flush takes the spool file
+(JSON lines kept while the database could not be written) and the queue, and writes them in
+chunks from a writer thread; the flush waits at most ``flush_timeout_s`` for it. Whatever is not
+confirmed written by then - the database hung, refused the write (read-only, permission, disk
+full, unreachable: ANY failure) - goes to the spool (flushed and fsync'ed, replaced atomically)
+and waits there for a later flush. A write still hanging keeps its thread; no second writer
+starts until it ends, and what it may still write is in the spool too: writes are idempotent
+(event ids derive from symbol, bar and model version; outcomes are keyed by event id; a shadow
+period by challenger and period; an execution by client order id), so a record written twice is
+stored once and a record whose write failed is in the spool. Only a record the library refuses
+for what it holds (an outcome or execution whose event is not stored yet, an unknown
+challenger, an invalid event) is kept in the spool as deferred without holding back the others
+(:mod:`hamilton_exec.event_writes`).
+
+The service asks for flushes with :meth:`EventSink.request_flush` (returns at once; a background
+thread flushes) and ends with :meth:`EventSink.close` (a last flush, bounded by the timeout).
+:meth:`EventSink.flush` is the same flush, run in the caller's thread.
 """
 
-import json
-import os
+import itertools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Protocol
 
+from hamilton_exec.event_spool import SpoolFile
+from hamilton_exec.event_writes import write_records
 from trading_core.brain import BrainLibrary
-from trading_core.errors import BrainLibraryError, BrainUnavailableError
 from trading_core.events import DecisionEvent
 from trading_core.observability.logging import get_logger
 from trading_core.shadow.periods import ShadowPeriod
+
+DEFAULT_FLUSH_TIMEOUT_S: Final = 5.0
+CHUNK_RECORDS: Final = 500  # records per write transaction: a slow drain still makes progress
 
 
 def _log() -> Any:
@@ -55,11 +69,30 @@ class Outcome:
         return cls(**{**data, "closed_at": datetime.fromisoformat(data["closed_at"])})
 
 
+class _Serialisable(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class FlushResult:
     events_written: int
     outcomes_written: int
     spooled: int  # records left in the spool file after this flush
+
+
+@dataclass
+class _Attempt:
+    """One flush's writes, in their own thread: how far they got and how they ended."""
+
+    chunks: list[list[dict[str, Any]]]
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    finished: threading.Event = field(default_factory=threading.Event)
+    done: int = 0  # chunks confirmed written
+    kept: list[dict[str, Any]] = field(default_factory=list)  # deferred records of those
+    events: int = 0
+    outcomes: int = 0
+    error: BaseException | None = None
+    cancelled: bool = False  # the flush gave up waiting: write no further chunk
 
 
 def _plain(record: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +101,8 @@ def _plain(record: dict[str, Any]) -> dict[str, Any]:
 
 
 class EventSink:
-    """Queue, spool and flush (see the module docstring). Not thread-safe: one owner."""
+    """Queue, spool and flush (see the module docstring). ``add_*``, :meth:`request_flush` and
+    :meth:`close` may be called from any thread; one flush runs at a time."""
 
     def __init__(
         self,
@@ -76,11 +110,24 @@ class EventSink:
         spool_path: Path,
         *,
         on_spool: Callable[[int], None] | None = None,
+        on_depth: Callable[[int], None] | None = None,
+        flush_timeout_s: float = DEFAULT_FLUSH_TIMEOUT_S,
     ) -> None:
         self.library = library
         self.spool_path = Path(spool_path)
+        self.flush_timeout_s = flush_timeout_s
+        self.last_result: FlushResult | None = None
         self._queue: list[dict[str, Any]] = []
-        self._on_spool = on_spool
+        self._on_spool = on_spool  # spool depth, after a failed or timed-out write
+        self._on_depth = on_depth  # spool depth, after every flush (a gauge)
+        self._cond = threading.Condition()  # guards the queue and the request counters
+        self._flush_lock = threading.Lock()  # one flush at a time
+        self._requested = self._served = 0
+        self._flusher: tuple[threading.Thread, threading.Event] | None = None
+        self._attempt: _Attempt | None = None
+        self._spool = SpoolFile(self.spool_path)
+
+    # --- queueing (the tick's side: no I/O) ------------------------------------------------
 
     def add_event(self, event: DecisionEvent, *, release_id: int | None, shadow: bool) -> None:
         _log().info(
@@ -94,13 +141,11 @@ class EventSink:
             reasons=",".join(event.reasons),  # a string: the secret scrubber reads strings
             release_id=release_id,
         )
-        # serialised at flush time: to_dict costs more than the decision itself
-        self._queue.append(
-            {"kind": "event", "release_id": release_id, "shadow": shadow, "event": event}
-        )
+        # serialised at flush time (in the flusher): to_dict costs more than the decision
+        self._append({"kind": "event", "release_id": release_id, "shadow": shadow, "event": event})
 
     def add_outcome(self, outcome: Outcome) -> None:
-        self._queue.append({"kind": "outcome", "outcome": outcome.to_dict()})
+        self._append({"kind": "outcome", "outcome": outcome.to_dict()})
 
     def add_shadow_period(self, period: ShadowPeriod) -> None:
         """A shadow pair's period, for the Brain Library's shadow results (an upsert)."""
@@ -113,110 +158,166 @@ class EventSink:
             trades_champion=len(period.champion_trades),
             trades_challenger=len(period.challenger_trades),
         )
-        self._queue.append({"kind": "shadow_period", "period": period.to_dict()})
+        self._append({"kind": "shadow_period", "period": period.to_dict()})
+
+    def add_execution(self, execution: "_Serialisable") -> None:
+        """An order's final report (:class:`hamilton_exec.orders_flow.Execution`), for the
+        Brain Library's order executions (merged by client order id)."""
+        self._append({"kind": "execution", "execution": execution.to_dict()})
+
+    def _append(self, record: dict[str, Any]) -> None:
+        with self._cond:
+            self._queue.append(record)
 
     @property
     def queued(self) -> int:
         return len(self._queue)
 
-    def spooled(self) -> int:
-        return len(self._read_spool())
+    @property
+    def spool_depth(self) -> int:
+        """Records in the spool file after the last flush (no file read)."""
+        return self._spool.depth
 
-    def flush(self) -> FlushResult:
-        """Write spool then queue to the Brain Library; on an outage, spool the queue."""
-        records = [*self._read_spool(), *(_plain(r) for r in self._queue)]
+    def spooled(self) -> int:
+        return len(self._spool.read())
+
+    # --- the background flusher ------------------------------------------------------------
+
+    def request_flush(self, timeout_s: float | None = None) -> None:
+        """Have the background flusher flush soon; returns at once (never waits on I/O)."""
+        with self._cond:
+            if timeout_s is not None:
+                self.flush_timeout_s = timeout_s
+            if self._flusher is None or not self._flusher[0].is_alive():
+                stop = threading.Event()
+                thread = threading.Thread(
+                    target=self._flush_loop, args=(stop,), name="event-sink-flusher", daemon=True
+                )
+                self._flusher = (thread, stop)
+                thread.start()
+            self._requested += 1
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until the flushes requested so far are done; False on timeout."""
+        with self._cond:
+            target = self._requested
+            return self._cond.wait_for(lambda: self._served >= target, timeout_s)
+
+    def close(self, timeout_s: float | None = None) -> FlushResult:
+        """Stop the background flusher and flush a last time (the timeout bounds the wait on
+        the database: what is not written by then is in the spool when this returns)."""
+        timeout = self.flush_timeout_s if timeout_s is None else timeout_s
+        with self._cond:
+            flusher, self._flusher = self._flusher, None
+            if flusher is not None:
+                flusher[1].set()
+                self._cond.notify_all()
+        if flusher is not None:
+            flusher[0].join(timeout + 5.0)  # a flush in progress ends within its timeout
+        return self.flush(timeout)
+
+    def _flush_loop(self, stop: threading.Event) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: stop.is_set() or self._requested > self._served)
+                if stop.is_set():
+                    return
+            try:
+                self.flush()
+            except Exception as exc:  # noqa: BLE001 - the flusher must outlive any one flush
+                _log().error("event_flush_failed", error=repr(exc), exc_info=True)
+
+    # --- one flush ---------------------------------------------------------------------------
+
+    def flush(self, timeout_s: float | None = None) -> FlushResult:
+        """Write spool then queue to the Brain Library, waiting at most ``timeout_s`` (default
+        ``flush_timeout_s``); whatever is not written by then is spooled."""
+        timeout = self.flush_timeout_s if timeout_s is None else timeout_s
+        with self._flush_lock:
+            with self._cond:
+                target = self._requested
+                queued, self._queue = self._queue, []
+            try:
+                result = self._flush(queued, timeout)
+            except BaseException:
+                with self._cond:  # nothing taken from the queue is lost
+                    self._queue[:0] = queued
+                raise
+            finally:
+                with self._cond:
+                    self._served = max(self._served, target)
+                    self._cond.notify_all()
+        self.last_result = result
+        if self._on_depth is not None:
+            self._on_depth(result.spooled)
+        return result
+
+    def _flush(self, queued: list[dict[str, Any]], timeout: float) -> FlushResult:
+        records = [*self._spool.read(), *(_plain(r) for r in queued)]
         if not records:
+            self._spool.replace(records)
             return FlushResult(0, 0, 0)
         if self.library is None:
-            self._spool(records)
+            self._spool.replace(records)
             return FlushResult(0, 0, len(records))
+        if self._attempt is not None and not self._attempt.finished.is_set():
+            result = FlushResult(0, 0, len(records))
+            return self._failed(records, result, "write_in_flight", None, timeout)
+        chunks = [records[i : i + CHUNK_RECORDS] for i in range(0, len(records), CHUNK_RECORDS)]
+        attempt = self._attempt = _Attempt(chunks)
+        threading.Thread(
+            target=self._run_attempt, args=(attempt,), name="event-sink-writer", daemon=True
+        ).start()
+        finished = attempt.finished.wait(timeout)
+        with attempt.lock:
+            attempt.cancelled = True
+            done, error = attempt.done, attempt.error
+            left = [*attempt.kept, *itertools.chain.from_iterable(chunks[done:])]
+            result = FlushResult(attempt.events, attempt.outcomes, len(left))
+        if finished and error is None:
+            self._spool.replace(left)
+            return result
+        reason = "timeout" if not finished else "write_failed"
+        return self._failed(left, result, reason, error, timeout)
+
+    def _failed(
+        self,
+        left: list[dict[str, Any]],
+        result: FlushResult,
+        reason: str,
+        error: BaseException | None,
+        timeout: float,
+    ) -> FlushResult:
+        self._spool.replace(left)
+        _log().warning(
+            "events_spooled",
+            count=len(left),
+            reason=reason,
+            timeout_s=timeout,
+            path=str(self.spool_path),
+            error=type(error).__name__ if error is not None else None,
+            detail=str(error).splitlines()[0][:300] if error is not None and str(error) else None,
+        )
+        if self._on_spool is not None:
+            self._on_spool(len(left))
+        return result
+
+    def _run_attempt(self, attempt: _Attempt) -> None:
+        """The writer thread: chunk after chunk until done, failed or given up on."""
         try:
-            events, outcomes, kept = self._write(records)
-        except BrainUnavailableError as exc:
-            self._spool(records)
-            _log().warning(
-                "events_spooled",
-                count=len(records),
-                path=str(self.spool_path),
-                error=type(exc).__name__,
-            )
-            if self._on_spool is not None:
-                self._on_spool(len(records))
-            return FlushResult(0, 0, len(records))
-        self._spool(kept)
-        return FlushResult(events, outcomes, len(kept))
-
-    def _write(self, records: list[dict[str, Any]]) -> tuple[int, int, list[dict[str, Any]]]:
-        assert self.library is not None  # noqa: S101 - checked by flush
-        groups: dict[tuple[int | None, bool], list[dict[str, Any]]] = {}
-        for record in records:
-            if record["kind"] == "event":
-                key = (record["release_id"], bool(record["shadow"]))
-                groups.setdefault(key, []).append(record["event"])
-        written = 0
-        for (release_id, shadow), events in groups.items():
-            written += self.library.append_decision_events(
-                events, release_id=release_id, shadow=shadow
-            )
-        outcomes, kept = 0, []
-        for record in records:
-            if record["kind"] == "shadow_period":
-                kept.extend(self._write_period(record))
-                continue
-            if record["kind"] != "outcome":
-                continue
-            outcome = Outcome.from_dict(record["outcome"])
-            try:
-                outcomes += int(
-                    self.library.record_trade_outcome(
-                        outcome.event_id,
-                        fill_price=outcome.fill_price,
-                        pnl_usd=outcome.pnl_usd,
-                        closed_at=outcome.closed_at,
-                        fees_usd=outcome.fees_usd,
-                        details=outcome.details,
-                    )
-                )
-            except BrainUnavailableError:
-                raise
-            except BrainLibraryError as exc:
-                # the opening event is not stored (yet): keep the outcome for a later flush
-                _log().warning("outcome_deferred", event_id=outcome.event_id, error=str(exc))
-                kept.append(record)
-        self._queue = []
-        return written, outcomes, kept
-
-    def _write_period(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        """Write one shadow period; a period the library refuses (e.g. its challenger is
-        unknown there) is kept in the spool with a warning, like a deferred outcome."""
-        assert self.library is not None  # noqa: S101 - checked by flush
-        period = ShadowPeriod.from_dict(record["period"])
-        try:
-            self.library.record_shadow_result(**period.record_arguments())
-        except BrainUnavailableError:
-            raise
-        except BrainLibraryError as exc:
-            _log().warning("shadow_period_deferred", challenger=period.challenger, error=str(exc))
-            return [record]
-        return []
-
-    def _read_spool(self) -> list[dict[str, Any]]:
-        if not self.spool_path.exists():
-            return []
-        lines = self.spool_path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
-
-    def _spool(self, records: list[dict[str, Any]]) -> None:
-        """Replace the spool with ``records`` atomically (temp file, fsync, rename)."""
-        self._queue = []
-        if not records:
-            self.spool_path.unlink(missing_ok=True)
-            return
-        self.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.spool_path.with_suffix(".tmp")
-        with tmp.open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, sort_keys=True, default=str) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.spool_path)
+            for chunk in attempt.chunks:
+                with attempt.lock:
+                    if attempt.cancelled:
+                        return
+                assert self.library is not None  # noqa: S101 - checked by flush
+                events, outcomes, kept = write_records(self.library, chunk)
+                with attempt.lock:
+                    attempt.done += 1
+                    attempt.events += events
+                    attempt.outcomes += outcomes
+                    attempt.kept.extend(kept)
+        except BaseException as exc:  # noqa: BLE001 - any failure: the flush spools the rest
+            attempt.error = exc
+        finally:
+            attempt.finished.set()

@@ -65,6 +65,12 @@ class TradeLedger:
             engine_shares(weights, signals, side),
         )
 
+    def cancel_entry(self, symbol: str, event_id: str) -> None:
+        """The order of ``event_id`` ended without (more) fills: it opens nothing later."""
+        entry = self.pending_entries.get(symbol)
+        if entry is not None and entry.event_id == event_id:
+            del self.pending_entries[symbol]
+
     def on_fill(
         self, fill: Fill, before: Position | None, after: Position | None
     ) -> Outcome | None:

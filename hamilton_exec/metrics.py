@@ -29,7 +29,17 @@ LATENCY_BUCKETS_MS: Final = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 50
 COST_BUCKETS_BPS: Final = (0.5, 1, 2, 4, 6, 8, 12, 16, 24, 32, 64)
 CONFIDENCE_BUCKETS: Final = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 COST_COMPONENTS: Final = ("fee", "spread", "slippage", "funding", "safety")
-ORDER_STATUSES: Final = ("pending", "filled", "rejected", "error")
+ORDER_STATUSES: Final = ("pending", "filled", "canceled", "rejected", "expired")
+# components whose failures are counted in engine_error_rate{engine, error_type} (bounded)
+COMPONENTS: Final = (
+    "market_data",
+    "broker",
+    "reconcile",
+    "event_sink",
+    "release_sensor",
+    "exchange_clock",
+    "decision",
+)
 ERROR_TYPES: Final = ("DataValidationError", "ModelError")
 
 
@@ -88,6 +98,47 @@ class HamiltonMetrics:
         self.orders = Counter(
             names.ORDERS_TOTAL, "Orders by side and status", ["side", "status"], registry=r
         )
+        self.order_reports = Counter(
+            names.ORDER_REPORTS_TOTAL,
+            "Final order reports by status and reason code (refusals, timeouts, kill switch)",
+            ["status", "reason"],
+            registry=r,
+        )
+        self.position_qty = Gauge(
+            names.POSITION_QTY, "Signed position per symbol (base units)", ["symbol"], registry=r
+        )
+        self.position_notional = Gauge(
+            names.POSITION_NOTIONAL_USD,
+            "Signed position value at the mark per symbol (USD)",
+            ["symbol"],
+            registry=r,
+        )
+        self.open_orders = Gauge(
+            names.OPEN_ORDERS, "Orders accepted and not final, per symbol", ["symbol"], registry=r
+        )
+        self.reconcile_drift = Gauge(
+            names.RECONCILE_DRIFT,
+            "Exchange minus expected at the last reconcile (base units; symbol 'cash': USD)",
+            ["symbol"],
+            registry=r,
+        )
+        self.reconciles = Counter(
+            names.RECONCILE_TOTAL, "Reconciles by result", ["result"], registry=r
+        )
+        self.clock_offset = Gauge(
+            names.EXCHANGE_CLOCK_OFFSET_MS, "Exchange clock minus local clock (ms)", registry=r
+        )
+        self.events_spool_depth = Gauge(
+            names.EVENTS_SPOOL_DEPTH, "Records waiting in the local event spool", registry=r
+        )
+        self.kill_switch = Gauge(names.KILL_SWITCH, "1 while the kill switch is on", registry=r)
+        self.cost_error = Histogram(
+            names.REALIZED_COST_ERROR_BPS,
+            "Realized minus expected cost of each filled order (bps)",
+            ["venue"],
+            buckets=(-8, -4, -2, -1, -0.5, -0.25, 0, 0.25, 0.5, 1, 2, 4, 8),
+            registry=r,
+        )
         self.denials = Counter(
             names.RISK_DENIALS_TOTAL, "Risk denials by reason", ["reason"], registry=r
         )
@@ -137,11 +188,19 @@ class HamiltonMetrics:
             self.release_refused.labels(refusal)
         for engine in ENGINE_NAMES:
             self.errors.labels(engine, ERROR_TYPES[0])
+        for result in ("applied", "drift", "deferred", "failed"):
+            self.reconciles.labels(result)
+        self.kill_switch.set(0.0)
         self.set_risk_state(TradingState.ACTIVE)
 
     def set_risk_state(self, state: TradingState) -> None:
         for candidate in TradingState:
             self.risk_state.labels(candidate.name).set(1.0 if candidate is state else 0.0)
+
+    def count_error(self, component: str, error: BaseException | str) -> None:
+        """One failure of ``component`` (one of :data:`COMPONENTS`) for engine_error_rate."""
+        kind = error if isinstance(error, str) else type(error).__name__
+        self.errors.labels(component, kind).inc()
 
     def set_release(self, release_id: int, age_s: float, previous_id: int | None) -> None:
         if previous_id is not None and previous_id != release_id:

@@ -2,9 +2,14 @@
 
 :class:`ReleaseSensor` polls the Brain Library for its latest release. A release it has not seen
 is loaded and verified in full (:func:`hamilton_exec.models.load_release`) and only then handed
-to the engine, which swaps it in with one assignment; a refused release is recorded (error
-event, ``hamilton_release_refused_total{reason}``) and not retried, and the previous release
-keeps serving. An unreachable database is a retryable miss: the next poll tries again.
+to the engine, which swaps it in with one assignment; a refused release (bad checksum, missing
+or unreadable artifact, ...) is recorded (``release_refused`` error event with the release id
+and reason, ``hamilton_release_refused_total{reason}``) and never retried. Then the newest
+OLDER release that verifies is served instead - but only one newer than the release already
+served: a corrupt new release never sends Hamilton back to an older one, and at start (nothing
+served) the last good release serves rather than nothing. A release newer than the refused one
+is tried at the next poll. An unreachable database is a retryable miss: the next poll tries
+again.
 """
 
 from collections.abc import Callable, Mapping
@@ -18,8 +23,8 @@ from hamilton_exec.decision import CoinMemory
 from hamilton_exec.engine import HamiltonEngine
 from hamilton_exec.heap import settle_long_lived_heap
 from hamilton_exec.metrics import HamiltonMetrics
-from hamilton_exec.models import RefusedReleaseError, load_release
-from trading_core.brain import BrainLibrary
+from hamilton_exec.models import RefusedReleaseError, ServedRelease, load_release
+from trading_core.brain import BrainLibrary, Release
 from trading_core.engines import SIGNAL_COLUMNS
 from trading_core.errors import BrainUnavailableError
 from trading_core.observability.logging import get_logger
@@ -52,26 +57,68 @@ class ReleaseSensor:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_swap: bool = True,
+        refused: dict[int, str] | None = None,
     ) -> None:
         self.library, self.engine, self.clock = library, engine, clock
         # export the training gauges and settle the heap after a swap; off for the start-up
         # probe, the service does both once ready
         self.after_swap = after_swap
-        self.refused: dict[int, str] = {}
+        # release id -> refusal reason; pass the start-up probe's so the service's sensor
+        # does not refuse (and count) the same release again
+        self.refused: dict[int, str] = refused if refused is not None else {}
+        # the latest release id whose newer-than-served candidates were all tried and refused
+        self._settled: int | None = None
 
     def poll(self) -> PollResult:
         try:
-            release = self.library.latest_release()
+            latest = self.library.latest_release()
         except BrainUnavailableError as exc:
             _log().warning("release_poll_unavailable", error=str(exc))
             return PollResult("unavailable", detail=str(exc))
-        if release is None:
+        if latest is None:
             return PollResult("none")
         current = self.engine.release
-        if (current is not None and current.id == release.id) or release.id in self.refused:
-            return PollResult("unchanged", release.id)
+        if current is not None and current.id >= latest.id:
+            return PollResult("unchanged", latest.id)
+        if latest.id in self.refused and self._settled == latest.id:
+            return PollResult("unchanged", latest.id)
         try:
-            served = load_release(
+            return self._serve_newest(latest, current)
+        except BrainUnavailableError as exc:  # retried at the next poll
+            return PollResult("unavailable", latest.id, str(exc))
+
+    def _serve_newest(self, latest: Release, current: ServedRelease | None) -> PollResult:
+        """Serve the newest release above the one served whose artifacts verify: ``latest``
+        first, then older ones (never the served one's elders: a corrupt release never sends
+        Hamilton back to an older one)."""
+        if latest.id not in self.refused:
+            served = self._load(latest, current)
+            if served is not None:
+                return self._swap(served, current)
+        floor = current.id if current is not None else 0
+        older = [
+            r
+            for r in self.library.list_releases()
+            if floor < r.id < latest.id and r.id not in self.refused
+        ]
+        for release in older:  # newest first
+            served = self._load(release, current)
+            if served is not None:
+                self._settled = latest.id
+                _log().warning(
+                    "release_fallback",
+                    release_id=release.id,
+                    latest=latest.id,
+                    refused=sorted(i for i in self.refused if i > release.id),
+                )
+                return self._swap(served, current, detail=f"latest {latest.id} refused")
+        self._settled = latest.id
+        return PollResult("refused", latest.id, self.refused.get(latest.id, ""))
+
+    def _load(self, release: Release, current: ServedRelease | None) -> ServedRelease | None:
+        """The verified release, or None once refused (recorded, counted, logged)."""
+        try:
+            return load_release(
                 self.library,
                 release,
                 timeframe=self.engine.settings.timeframe,
@@ -79,30 +126,35 @@ class ReleaseSensor:
                 loaded_at=self.clock(),
             )
         except RefusedReleaseError as exc:
-            self.refused[release.id] = exc.reason
-            self.engine.metrics.release_refused.labels(exc.reason).inc()
-            _log().error(
-                "release_refused",
-                release_id=release.id,
-                reason=exc.reason,
-                error=str(exc),
-                serving=current.id if current else None,
-            )
-            return PollResult("refused", release.id, exc.reason)
-        except BrainUnavailableError as exc:
-            return PollResult("unavailable", release.id, str(exc))
+            reason, error = exc.reason, str(exc)
+        except OSError as exc:  # an artifact the process cannot read (permissions, I/O error)
+            reason, error = "artifact_missing", f"release {release.id}: {exc!r}"
+        self.refused[release.id] = reason
+        self.engine.metrics.release_refused.labels(reason).inc()
+        _log().error(
+            "release_refused",
+            release_id=release.id,
+            reason=reason,
+            error=error,
+            serving=current.id if current else None,
+        )
+        return None
+
+    def _swap(
+        self, served: ServedRelease, current: ServedRelease | None, detail: str = ""
+    ) -> PollResult:
         self.engine.swap_release(served)
         if self.after_swap:
             export_training_metrics(self.library, self.engine.metrics)  # a release = a DAG run
-            settle_long_lived_heap("release_loaded", release.id)
+            settle_long_lived_heap("release_loaded", served.id)
         _log().info(
             "release_loaded",
-            release_id=release.id,
+            release_id=served.id,
             coins=len(served.production),
             shadow_coins=len(served.shadow),
             previous=current.id if current else None,
         )
-        return PollResult("loaded", release.id)
+        return PollResult("loaded", served.id, detail)
 
 
 def export_training_metrics(library: BrainLibrary, metrics: HamiltonMetrics) -> None:

@@ -57,6 +57,8 @@ class HamiltonSettings:
     replay: ReplayWindow | None = None
     max_bars: int | None = None
     flush_every_bars: int = 1
+    # a flush slower than this spools its records (it runs off the tick, never blocks it)
+    flush_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -66,6 +68,8 @@ class HamiltonSettings:
             raise ValueError(f"max_bars {self.max_bars!r} must be >= 1")
         if self.mode == "live" and self.replay is not None:
             raise ValueError("a replay never trades live: drop --live or --replay")
+        if not self.flush_timeout_s > 0.0:
+            raise ValueError(f"flush_timeout_s {self.flush_timeout_s!r} must be > 0")
 
     @property
     def bar_ms(self) -> int:
@@ -105,6 +109,7 @@ class HamiltonSettings:
             symbols=symbols,
             replay=replay,
             max_bars=max_bars,
+            flush_timeout_s=section.flush_timeout_s,
         )
 
 

@@ -135,7 +135,9 @@ def test_events_survive_a_database_outage(
         if ticks == 5:
             private_postgres.stop()
         elif ticks == 15:
-            spool_sizes.append(prepared.service.engine.sink.spooled())
+            sink = prepared.service.engine.sink
+            assert sink.wait_idle(30.0)  # flushes run in the background: let them finish
+            spool_sizes.append(sink.spooled())
             private_postgres.start()
 
     prepared.service.on_tick = on_tick

@@ -21,9 +21,12 @@ from trading_core.brain.records import (
     model_name,
     parse_model_name,
 )
+from trading_core.brain.schema import EXECUTION_STATUSES, FINAL_EXECUTION_STATUSES
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "EXECUTION_STATUSES",
+    "FINAL_EXECUTION_STATUSES",
     "ArtifactRef",
     "ArtifactStore",
     "BrainLibrary",

@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy.orm import Session
 
-from trading_core.brain import data_store, events_store, releases
+from trading_core.brain import data_store, events_store, executions_store, releases
 from trading_core.brain.db import Database
 from trading_core.brain.records import (
     EngineReliability,
@@ -205,6 +205,67 @@ class BrainDataMixin:
             return events_store.query_outcomes(
                 session, symbol=symbol, since=since, until=until, model_version=model_version
             )
+
+    # --- order executions ----------------------------------------------------------------
+
+    def record_order_execution(
+        self,
+        client_order_id: str,
+        *,
+        symbol: str,
+        side: str,
+        order_type: str,
+        status: str,
+        requested_qty: float,
+        reference_price: float,
+        expected_cost_bps: float,
+        event_id: str | None = None,
+        filled_qty: float = 0.0,
+        avg_fill_price: float | None = None,
+        fee_usd: float = 0.0,
+        reason_code: str = "",
+        updated_at: datetime | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record (or merge) a report of one order; True if it changed anything.
+
+        ``event_id`` links the order to its stored decision (None: no decision, e.g. a
+        kill-switch flatten); ``expected_cost_bps`` is the one-way cost the model expected for
+        this fill (``CostBreakdown.one_way_fee_bps + one_way_price_bps``) and
+        ``reference_price`` the price it was measured from (the decision's bar close).
+        Repeating a report changes nothing; ``filled_qty`` never decreases and a final status
+        never returns to 'pending' (:mod:`trading_core.brain.executions_store`). An unknown
+        ``event_id`` raises BrainLibraryError: keep the report and retry after the event."""
+        report = executions_store.execution_values(
+            client_order_id=client_order_id, event_id=event_id, symbol=symbol, side=side,
+            order_type=order_type, status=status, reason_code=reason_code,
+            requested_qty=requested_qty, filled_qty=filled_qty, avg_fill_price=avg_fill_price,
+            fee_usd=fee_usd, reference_price=reference_price,
+            expected_cost_bps=expected_cost_bps, updated_at=updated_at or self._clock(),
+            details=details,
+        )  # fmt: skip
+        changed = self._db.write(lambda s: executions_store.upsert_execution(s, report))
+        if changed:
+            _log().info("order_execution_recorded", client_order_id=client_order_id,
+                        symbol=symbol, status=status, reason_code=reason_code)  # fmt: skip
+        return changed
+
+    def order_executions(
+        self,
+        symbol: str | None = None,
+        status: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        *,
+        event_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Order executions by last update (``since`` inclusive, ``until`` exclusive), each
+        with its realized costs and ``cost_error_bps`` (realized - expected; None if unfilled)."""
+        with self._db.read() as session:
+            return executions_store.query_executions(
+                session, symbol=symbol, status=status, since=since, until=until,
+                event_id=event_id,
+            )  # fmt: skip
 
     # --- shadow results and regime gates -------------------------------------------------
 

@@ -4,7 +4,7 @@ Invariants live in the database, not only in Python, so that several writers (Da
 processes, Dask-driver threads, a CLI) cannot break them: one version number per key
 (unique), one registration per (key, training data, params), at most one production and one
 shadow model per key (partial unique indexes), one release per (date, content), one decision
-event per event id.
+event per event id, one order execution per client order id.
 """
 
 from datetime import UTC, date, datetime
@@ -40,6 +40,15 @@ NAMING_CONVENTION: Final = {
 }
 STAGES_SQL: Final = "'candidate', 'shadow', 'production', 'archived'"
 SHADOW_DECISIONS: Final[tuple[str, ...]] = ("promote", "reject", "continue")
+# An order is 'pending' (accepted, maybe partially filled) until it reaches a final status.
+EXECUTION_STATUSES: Final[tuple[str, ...]] = (
+    "pending",
+    "filled",
+    "canceled",
+    "rejected",
+    "expired",
+)
+FINAL_EXECUTION_STATUSES: Final = frozenset(EXECUTION_STATUSES) - {"pending"}
 BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
 
 
@@ -266,6 +275,44 @@ class TradeOutcomeRow(Base):
     fees_usd: Mapped[float] = mapped_column(Float)
     closed_at: Mapped[datetime]
     details: Mapped[dict[str, Any] | None]
+
+
+class OrderExecutionRow(Base):
+    """The execution of one order (upserted by client order id as reports arrive) and what it
+    cost against the decision's reference price; ``event_id`` is None for orders without a
+    decision (a kill-switch flatten)."""
+
+    __tablename__ = "order_executions"
+    __table_args__ = (
+        CheckConstraint("side IN ('buy', 'sell')", name="side"),
+        CheckConstraint(
+            f"status IN ({', '.join(repr(s) for s in EXECUTION_STATUSES)})", name="status"
+        ),
+        CheckConstraint("filled_qty >= 0", name="filled_qty_nonnegative"),
+        Index("ix_order_executions_symbol_updated_at", "symbol", "updated_at"),
+        Index("ix_order_executions_event_id", "event_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("decision_events.event_id"))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    order_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    reason_code: Mapped[str] = mapped_column(String(40))
+    requested_qty: Mapped[float] = mapped_column(Float)
+    filled_qty: Mapped[float] = mapped_column(Float)
+    avg_fill_price: Mapped[float | None] = mapped_column(Float)
+    fee_usd: Mapped[float] = mapped_column(Float)
+    reference_price: Mapped[float] = mapped_column(Float)
+    expected_cost_bps: Mapped[float] = mapped_column(Float)
+    realized_cost_bps: Mapped[float | None] = mapped_column(Float)
+    realized_fee_bps: Mapped[float | None] = mapped_column(Float)
+    realized_price_impact_bps: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    details: Mapped[dict[str, Any]]
 
 
 class ShadowResultRow(Base):

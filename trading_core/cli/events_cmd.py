@@ -1,4 +1,6 @@
-"""``coin-engine events query``: DecisionEvents from the Brain Library, with trade outcomes.
+"""``coin-engine events query``: DecisionEvents from the Brain Library, with trade outcomes;
+``coin-engine events executions``: each order's status, reason code and realized vs expected
+cost.
 
 Each decision that opened a trade is linked to its outcome (realised PnL, fees, close time)
 by its event id. Output is a rich table, or JSON lines with ``--json``.
@@ -12,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from trading_core.brain import BrainLibrary
+from trading_core.brain import EXECUTION_STATUSES, BrainLibrary
 from trading_core.cli.app import config_of
 from trading_core.types import Action
 
@@ -94,5 +96,54 @@ def query(
             f"{row['net_edge_bps']:+.2f}",
             ",".join(row.get("metadata", {}).get("reasons", [])),
             "-" if outcome is None else f"{outcome['pnl_usd']:+.2f}",
+        )
+    console.print(table)
+
+
+def _bps(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+@events_app.command("executions")
+def executions(
+    ctx: typer.Context,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="e.g. BTC/USDT")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help=f"One of {', '.join(EXECUTION_STATUSES)}.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Last update from (ISO, UTC).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """List order executions: status, reason code, fills and realized vs expected cost (bps)."""
+    if status is not None and status not in EXECUTION_STATUSES:
+        raise typer.BadParameter(f"--status {status!r}; allowed: {', '.join(EXECUTION_STATUSES)}")
+    library = BrainLibrary.from_config(config_of(ctx))
+    ctx.call_on_close(library.close)
+    rows = library.order_executions(symbol=symbol, status=status, since=_since(since))
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, sort_keys=True, default=str))
+        return
+    table = Table(title=f"{len(rows)} order execution(s)")
+    columns = ("updated (UTC)", "client order id", "symbol", "side", "status", "reason",
+               "filled/req", "avg price", "expected bps", "realized bps", "error bps")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="right" if column.endswith(("bps", "price")) else "left")
+    for row in rows:
+        price = row["avg_fill_price"]
+        table.add_row(
+            str(row["updated_at"])[:19],
+            row["client_order_id"],
+            row["symbol"],
+            row["side"],
+            row["status"],
+            row["reason_code"] or "-",
+            f"{row['filled_qty']:g}/{row['requested_qty']:g}",
+            "-" if price is None else f"{price:g}",
+            _bps(row["expected_cost_bps"]),
+            _bps(row["realized_cost_bps"]),
+            _bps(row["cost_error_bps"]),
         )
     console.print(table)

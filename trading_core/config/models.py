@@ -80,6 +80,13 @@ class ExchangeSection(Strict):
     max_retries: NonNegInt = 5
     retry_backoff_s: NonNegFloat = 0.5
     market_types: tuple[str, ...] = ("spot", "linear")
+    # rewrites ccxt's REST URLs to this origin (the local exchange simulator, a proxy); None:
+    # the venue's own URLs (or its testnet with ``sandbox``)
+    base_url: str | None = None
+    recv_window_ms: Annotated[int, Field(ge=1, le=60_000)] = 5_000
+    # exchange clock vs local clock: beyond this, no new orders until it is back
+    max_clock_skew_ms: PosInt = 1_000
+    time_sync_interval_s: PosFloat = 300.0
 
 
 class DataSection(Strict):
@@ -453,13 +460,31 @@ class ObservabilitySection(Strict):
     decision_events: DecisionEventsSection = DecisionEventsSection()
 
 
+class OrdersSection(Strict):
+    """How Hamilton's live broker sends an approved decision."""
+
+    type: Literal["market", "limit"] = "market"
+    post_only: bool = False  # limit orders only: a maker order (the cost model's maker fee)
+    market_type: Literal["spot", "linear"] = "spot"  # spot or USD-M perpetuals
+    timeout_s: PosFloat = 30.0  # an order still open after this is cancelled (its rest)
+    poll_interval_s: PosFloat = 1.0  # pending orders are looked up this often
+    workers: PosInt = 8  # threads sending orders off the tick path
+
+
 class HamiltonSection(Strict):
     mode: Literal["paper", "shadow", "live"] = "paper"
     release_poll_interval_s: PosFloat = 30.0
     market_poll_interval_s: PosFloat = 5.0
     history_bars: PosInt = 800
     health_port: Annotated[int, Field(ge=0, le=65535)] = 8081
+    # the health/control port binds here; the POST /control/* endpoints need the token in the
+    # environment variable named by control_token_env
+    health_host: str = "127.0.0.1"
+    control_token_env: str = "HAMILTON_CONTROL_TOKEN"
     state_path: str = "data/hamilton"
+    reconcile_interval_s: PosFloat = 300.0
+    flush_timeout_s: PosFloat = 5.0  # an event flush slower than this spools instead
+    orders: OrdersSection = OrdersSection()
 
 
 # --- the whole config -------------------------------------------------------------------------

@@ -12,16 +12,20 @@ from trading_core.costs.model import (
     resolve_spread_bps,
     resolve_spread_bps_array,
 )
+from trading_core.costs.realized import RealizedCost, cost_error_bps, realized_cost_bps
 
 __all__ = [
     "BookTop",
     "CostBreakdown",
     "CostInputs",
     "CostParams",
+    "RealizedCost",
     "SpreadOrigin",
+    "cost_error_bps",
     "edge_after_cost_bps",
     "estimate_costs",
     "passes_cost_check",
+    "realized_cost_bps",
     "resolve_spread_bps",
     "resolve_spread_bps_array",
 ]

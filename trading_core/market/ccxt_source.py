@@ -13,6 +13,7 @@ once, with no retry.
 API keys come from :class:`~trading_core.config.models.ExchangeSection` and are never logged.
 """
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
@@ -76,10 +77,27 @@ def build_ccxt_client(
     if exchange.api_key is not None and exchange.api_secret is not None:
         params["apiKey"] = exchange.api_key.get_secret_value()
         params["secret"] = exchange.api_secret.get_secret_value()
+    params["options"]["recvWindow"] = exchange.recv_window_ms
     client = factory(params)
     if exchange.sandbox:
         client.set_sandbox_mode(True)
+    if exchange.base_url is not None:
+        point_at(client, exchange.base_url)
     return client
+
+
+def point_at(client: Any, base_url: str) -> None:
+    """Rewrite every REST URL of ``client`` to ``base_url`` (keeping each path), e.g. the local
+    exchange simulator: ``https://fapi.binance.com/fapi/v1`` -> ``http://127.0.0.1:8765/fapi/v1``."""
+    origin = base_url.rstrip("/")
+    if not re.match(r"^https?://[^/]+$", origin):
+        raise DataSourceError(
+            f"data.exchange.base_url {base_url!r} must be an origin like http://127.0.0.1:8765"
+        )
+    client.urls["api"] = {
+        key: re.sub(r"^https?://[^/]+", origin, url) if isinstance(url, str) else url
+        for key, url in client.urls["api"].items()
+    }
 
 
 class CcxtSource:
