@@ -98,6 +98,31 @@ def point_at(client: Any, base_url: str) -> None:
         key: re.sub(r"^https?://[^/]+", origin, url) if isinstance(url, str) else url
         for key, url in client.urls["api"].items()
     }
+    by_url = getattr(client, "get_exceptions_by_url", None)
+    if callable(by_url):
+        # ccxt's binance picks its per-market error table (USD-M's -2019 margin, -2022
+        # reduce-only, -4116 duplicate id, ...) by the venue's HOST; on a rewritten origin it
+        # would fall back to plain ExchangeError. Pick the table by the path instead.
+        def exceptions_by_path(url: str | None, exact_or_broad: str) -> Any:
+            if url is not None and url.startswith(origin + "/"):
+                path = url[len(origin) :]
+                for prefix, market_type in _PATH_MARKET_TYPES:
+                    if path.startswith(prefix):
+                        table = client.exceptions.get(market_type) or {}
+                        return table.get(exact_or_broad) or {}
+            return by_url(url, exact_or_broad)
+
+        client.get_exceptions_by_url = exceptions_by_path
+
+
+_PATH_MARKET_TYPES: Final = (
+    ("/fapi/", "linear"),
+    ("/dapi/", "inverse"),
+    ("/eapi/", "option"),
+    ("/papi/", "portfolioMargin"),
+    ("/api/", "spot"),
+    ("/sapi/", "spot"),
+)
 
 
 class CcxtSource:
