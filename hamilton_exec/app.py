@@ -25,12 +25,12 @@ from typing import Any
 
 from hamilton_exec.brokers import Broker, PaperBroker
 from hamilton_exec.engine import HamiltonEngine, utc_ms
-from hamilton_exec.exchange_clock import ExchangeClock
-from hamilton_exec.live_broker import CcxtBroker
-from hamilton_exec.live_client import BrokerMetric
 from hamilton_exec.event_store import EventSink
+from hamilton_exec.exchange_clock import ExchangeClock
 from hamilton_exec.feeds import PollingFeed, ReplayFeed
 from hamilton_exec.heap import settle_long_lived_heap
+from hamilton_exec.live_broker import CcxtBroker
+from hamilton_exec.live_client import BrokerMetric
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.sensors import ReleaseSensor, export_training_metrics, warm_start
 from hamilton_exec.service import HamiltonService, load_state

@@ -16,7 +16,7 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from trading_core.costs.kernel import fill_price_and_fee
@@ -61,8 +61,9 @@ class OrderRequest:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.signed_qty) and self.signed_qty != 0.0):
             raise ValueError(f"order {self.client_order_id}: signed_qty {self.signed_qty!r}")
+        price = self.limit_price
         if self.order_type == "limit" and not (
-            self.limit_price is not None and math.isfinite(self.limit_price) and self.limit_price > 0
+            price is not None and math.isfinite(price) and price > 0
         ):
             raise ValueError(
                 f"order {self.client_order_id}: a limit order needs a limit_price > 0, "

@@ -1,4 +1,5 @@
-"""``coin-engine hamilton run``: the execution service's entry point (also the container's).
+"""``coin-engine hamilton run|kill|resume|status``: the execution service's entry point (also
+the container's) and its control surface.
 
 Modes: ``--paper`` (default), ``--shadow`` (decide and log, never order), ``--live`` (only with
 the flag AND ``ENGINE__DATA__EXCHANGE__API_KEY``/``..._API_SECRET`` in the environment).
@@ -6,22 +7,40 @@ the flag AND ``ENGINE__DATA__EXCHANGE__API_KEY``/``..._API_SECRET`` in the envir
 the source; ``--max-bars N`` stops after N bars; ``--speed`` market seconds per wall second,
 e.g. 3600 =
 one 1h bar a second, 0 = flat out).
+
+``kill`` / ``resume --reason TEXT`` POST to the running service's health port (token from the
+variable ``hamilton.control_token_env`` names); when no service answers they leave the request in
+``<state_dir>/control.json``, applied at the next start (or within a second by a service running
+without a health port). ``status`` reads ``GET /status``, else the saved state. Bad input prints
+one line and exits 2.
 """
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from hamilton_exec.app import build_service
-from hamilton_exec.service import RunSummary
+from hamilton_exec.control import (
+    ControlAction,
+    ControlError,
+    call_service,
+    check_reason,
+    control_token,
+    new_request,
+    same_state_dir,
+    service_url,
+    write_control,
+)
+from hamilton_exec.service import STATE_FILE, RunSummary, load_state
 from hamilton_exec.settings import HamiltonSettings, Mode, ReplayWindow, check_live_allowed
+from hamilton_exec.status import build_status, render_status
 from trading_core.brain import BrainLibrary
-from trading_core.cli.app import config_of
 from trading_core.config.models import EngineConfig
 from trading_core.market.source import MarketDataSource, make_source
 from trading_core.observability.logging import configure_logging
@@ -31,6 +50,21 @@ app = typer.Typer(
 )
 console = Console()
 DEFAULT_REPLAY_DAYS = 2
+CONTROL_TIMEOUT_S = 30.0  # a kill waits for the tick in flight
+STATUS_TIMEOUT_S = 5.0
+StateDirOption = Annotated[
+    Path | None, typer.Option("--state-dir", help="Default: hamilton.state_path.")
+]
+PortOption = Annotated[
+    int | None, typer.Option("--port", help="The service's health port (hamilton.health_port).")
+]
+
+
+def config_of(ctx: typer.Context) -> EngineConfig:
+    """The invocation's config (imported here: the root app imports this module)."""
+    from trading_core.cli.app import config_of as root_config_of
+
+    return root_config_of(ctx)
 
 
 def _utc(value: str | None) -> datetime | None:
@@ -202,3 +236,127 @@ def _print_shadow(engine: object) -> None:
             f"{pair.book.state.equity_usd / capital - 1.0:+.3%}",
         )
     console.print(table)
+
+
+# --- kill, resume, status -----------------------------------------------------------------------
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _control(
+    ctx: typer.Context,
+    action: ControlAction,
+    reason: str | None,
+    state_dir: Path | None,
+    port: int | None,
+) -> None:
+    config = config_of(ctx)
+    try:
+        text = check_reason(reason)
+    except ControlError as exc:
+        _fail(f"{exc} (--reason)")
+    url = service_url(config, port)
+    answer = None
+    if url is not None:
+        target = (
+            call_service("GET", f"{url}/status", timeout=STATUS_TIMEOUT_S) if state_dir else None
+        )
+        if target is None or same_state_dir(target[1].get("state_dir"), state_dir):
+            answer = call_service(
+                "POST",
+                f"{url}/control/{action}",
+                timeout=CONTROL_TIMEOUT_S,
+                body={"reason": text},
+                token=control_token(config),
+            )
+    if answer is not None and answer[0] == 200:
+        switch = "ON" if answer[1].get("kill_switch") else "off"
+        typer.echo(f"{action} applied by the service at {url}: kill switch {switch} ({text})")
+        return
+    if answer is not None and answer[0] != 503:  # 503: stopping, the file takes it
+        status, body = answer
+        detail = body.get("error") or body
+        _fail(
+            f"the service at {url} refused {action}: HTTP {status}: {detail}",
+            2 if status < 500 else 1,
+        )
+    directory = state_dir or Path(config.hamilton.state_path)
+    request = new_request(action, text, origin="cli-file")
+    try:
+        path = write_control(directory, request)
+    except ControlError as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"no service took the request at {url or '(no health port)'}: wrote {action} request "
+        f"{request.id} to {path}; the service applies it at its next start, or within a second "
+        "if it runs"
+    )
+
+
+@app.command("kill")
+def kill(
+    ctx: typer.Context,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (required).")] = None,
+    state_dir: StateDirOption = None,
+    port: PortOption = None,
+) -> None:
+    """Kill switch: cancel open orders, flatten every position (reduce-only), deny new risk."""
+    _control(ctx, "kill", reason, state_dir, port)
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (required).")] = None,
+    state_dir: StateDirOption = None,
+    port: PortOption = None,
+) -> None:
+    """Release the kill switch (the day's loss state still applies)."""
+    _control(ctx, "resume", reason, state_dir, port)
+
+
+def _saved_status(config: EngineConfig, directory: Path, url: str | None) -> dict[str, Any]:
+    where = f"no Hamilton service answers on {url}" if url else "the health port is random (0)"
+    if not directory.is_dir():
+        _fail(f"{where} and state dir {directory} does not exist: give --state-dir or --port")
+    try:
+        saved = load_state(directory)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read {directory / STATE_FILE}: {exc}")
+    if saved is None:
+        _fail(f"{where} and {directory} holds no saved state ({STATE_FILE})")
+    path = directory / STATE_FILE
+    try:
+        return build_status(
+            saved,
+            initial_capital_usd=config.risk.initial_capital_usd,
+            source=f"saved state {path}",
+            saved_at=datetime.fromtimestamp(path.stat().st_mtime, tz=UTC),
+        )
+    except ControlError as exc:
+        _fail(f"{path}: {exc}")
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    state_dir: StateDirOption = None,
+    port: PortOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable JSON.")] = False,
+) -> None:
+    """Positions, open orders, PnL, risk state and kill switch, release, clock offset."""
+    config = config_of(ctx)
+    url = service_url(config, port)
+    answer = call_service("GET", f"{url}/status", timeout=STATUS_TIMEOUT_S) if url else None
+    live = answer is not None and answer[0] == 200 and "risk" in answer[1]
+    if answer is not None and live and same_state_dir(answer[1].get("state_dir"), state_dir):
+        view = answer[1]
+    else:
+        view = _saved_status(config, state_dir or Path(config.hamilton.state_path), url)
+    if as_json:
+        typer.echo(json.dumps(view, indent=2, sort_keys=True))
+    else:
+        render_status(view, console)

@@ -28,7 +28,6 @@ from hamilton_exec.brokers import (
     PaperBroker,
     order_request,
 )
-from hamilton_exec.orders_flow import OrderBook, flatten_orders, reconcile_state
 from hamilton_exec.decision import (
     CoinDecision,
     CoinMemory,
@@ -42,6 +41,7 @@ from hamilton_exec.ledger import TradeLedger
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import ServedRelease
 from hamilton_exec.newest import NewestBarPreparer, NewestBars
+from hamilton_exec.orders_flow import OrderBook, flatten_orders, reconcile_state
 from hamilton_exec.prepare import (
     FEATURE_BARS,
     history_bars_needed,
@@ -51,6 +51,7 @@ from hamilton_exec.prepare import (
 from hamilton_exec.settings import HamiltonSettings
 from hamilton_exec.shadow import ShadowTrader
 from hamilton_exec.window import Candle, CoinWindow
+from trading_core.brain import decision_event_id
 from trading_core.config.models import EngineConfig
 from trading_core.consensus import ConsensusParams
 from trading_core.costs import CostParams
@@ -63,7 +64,6 @@ from trading_core.decision import (
     decision_event,
 )
 from trading_core.events import DecisionEvent
-from trading_core.brain import decision_event_id
 from trading_core.observability.logging import get_logger
 from trading_core.regime import RegimeGates
 from trading_core.risk import RiskEnforcer, RiskState
@@ -149,7 +149,9 @@ class HamiltonEngine:
         start = now or datetime.now(UTC)
         self.state = state or self.enforcer.initial_state(config.risk.initial_capital_usd, start)
         if config.risk.kill_switch and not self.state.kill_switch:
-            self.state = self.enforcer.set_kill_switch(self.state, on=True)
+            self.state = self.enforcer.set_kill_switch(
+                self.state, on=True, reason="config: risk.kill_switch"
+            )
         self.kill_reason = "config: risk.kill_switch" if config.risk.kill_switch else ""
         self.broker: Broker = broker if broker is not None else PaperBroker()
         self.order_book = OrderBook()
@@ -249,9 +251,7 @@ class HamiltonEngine:
             self.metrics.orders.labels(order.side.value, report.status).inc()
             self.metrics.order_reports.labels(report.status, report.reason_code or "none").inc()
             if execution.cost_error_bps is not None:
-                self.metrics.cost_error.labels(self.metrics.venue).observe(
-                    execution.cost_error_bps
-                )
+                self.metrics.cost_error.labels(self.metrics.venue).observe(execution.cost_error_bps)
             if report.status != "filled":
                 # a refused or cancelled entry never opens the trade it was meant to
                 self.ledger.cancel_entry(order.symbol, order.event_id)
@@ -275,15 +275,13 @@ class HamiltonEngine:
         position flattened with reduce-only market orders. Idempotent."""
         with self.lock:
             moment = now or datetime.now(UTC)
-            self.state = self.enforcer.set_kill_switch(self.state, on=True)
+            self.state = self.enforcer.set_kill_switch(self.state, on=True, reason=reason)
             self.kill_reason = reason
             self.metrics.kill_switch.set(1.0)
             self.metrics.set_risk_state(self.state.effective_state)
             self.broker.cancel_all("kill_switch")
             in_flight = {o.symbol for o in self.broker.open_orders() if o.reduce_only}
-            orders = flatten_orders(
-                self.state, moment, self.context.cost_params, skip=in_flight
-            )
+            orders = flatten_orders(self.state, moment, self.context.cost_params, skip=in_flight)
             reports = [self._submit(order) for order in orders]
             _log().warning(
                 "kill_switch_on", reason=reason, flatten_orders=len(orders), at=moment.isoformat()
@@ -293,7 +291,7 @@ class HamiltonEngine:
     def resume(self, reason: str) -> None:
         """Release the kill switch (the day's loss state still applies)."""
         with self.lock:
-            self.state = self.enforcer.set_kill_switch(self.state, on=False)
+            self.state = self.enforcer.set_kill_switch(self.state, on=False, reason=reason)
             self.kill_reason = ""
             self.metrics.kill_switch.set(0.0)
             self.metrics.set_risk_state(self.state.effective_state)
@@ -548,6 +546,10 @@ class HamiltonEngine:
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a restart needs (JSON-able): risk state, memories, orders, ledger."""
+        with self.lock:
+            return self._snapshot()
+
+    def _snapshot(self) -> dict[str, Any]:
         return {
             "timeframe": self.settings.timeframe,
             "symbols": list(self.symbols),
@@ -588,7 +590,9 @@ class HamiltonEngine:
         self.kill_reason = str(data.get("kill_reason") or "")
         self.clock_offset_ms = int(data.get("clock_offset_ms") or 0)
         if self.config.risk.kill_switch and not self.state.kill_switch:
-            self.state = self.enforcer.set_kill_switch(self.state, on=True)
+            self.state = self.enforcer.set_kill_switch(
+                self.state, on=True, reason="config: risk.kill_switch"
+            )
             self.kill_reason = self.kill_reason or "config: risk.kill_switch"
         self.ledger = TradeLedger.from_dict(dict(data.get("ledger") or {}))
         self.shadow.restore(dict(data.get("shadow") or {}))

@@ -164,7 +164,7 @@ def simulate(
             cash = cash - funding
             out_f[t, O_FUNDING_USD] = funding
         equity = cash + position * close[t]
-        if decided_ms[t] // MS_PER_DAY != day:
+        if decided_ms[t] // MS_PER_DAY > day:  # only a LATER day rolls (as the enforcer)
             day, day_start, loss_state = decided_ms[t] // MS_PER_DAY, equity, S_ACTIVE
         loss_state = loss_state_after_mark(loss_state, equity, day_start, limits)
         decide_core(

@@ -480,7 +480,7 @@ class HamiltonSection(Strict):
     # the health/control port binds here; the POST /control/* endpoints need the token in the
     # environment variable named by control_token_env
     health_host: str = "127.0.0.1"
-    control_token_env: str = "HAMILTON_CONTROL_TOKEN"
+    control_token_env: str = "HAMILTON_CONTROL_TOKEN"  # noqa: S105 - a variable NAME
     state_path: str = "data/hamilton"
     reconcile_interval_s: PosFloat = 300.0
     flush_timeout_s: PosFloat = 5.0  # an event flush slower than this spools instead

@@ -226,7 +226,7 @@ def decide_core(
         orders_last_minute,
         loss_state,
         kill_switch,
-        False,
+        False,  # not a flatten: the state alone decides (HALTED/killed: the reducing part)
         limits,
     )
     out[D_DENIAL] = denial

@@ -35,8 +35,9 @@ def epoch_ms(moment: datetime) -> int:
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
-    """An order someone wants to send. ``flatten`` marks an explicit close-out (allowed while
-    HALTED or under the kill switch, for the position-reducing part only)."""
+    """An order someone wants to send. ``flatten`` marks a reduce-only close-out: only its
+    position-reducing part is ever approved (in every state; a reducing part is allowed while
+    HALTED or under the kill switch with or without the flag)."""
 
     symbol: str
     side: Action
@@ -119,7 +120,9 @@ class RiskEnforcer:
 
     def mark(self, state: RiskState, now: datetime, prices: dict[str, float]) -> RiskState:
         """New mark prices, the UTC day roll (day-start equity := equity at the day's first mark,
-        state back to ACTIVE) and the daily-loss state; prunes order times older than a minute."""
+        state back to ACTIVE) and the daily-loss state; prunes order times older than a minute.
+        Only a LATER UTC day rolls: a mark dated on an earlier day (a late or replayed bar) is
+        judged against the current day and never resets its state."""
         positions = dict(state.positions)
         for symbol, price in prices.items():
             if not (math.isfinite(price) and price > 0.0):
@@ -133,7 +136,7 @@ class RiskEnforcer:
         now_ms = epoch_ms(now)
         day, day_start, loss_state = state.day, state.day_start_equity_usd, state.trading_state
         equity = state.equity_usd
-        if now.date() != day:
+        if now.date() > day:  # an earlier day (a late bar) must never lift a halt
             day, day_start, loss_state = now.date(), equity, TradingState.ACTIVE
         code = kernel.loss_state_after_mark(
             STATE_CODE[loss_state], equity, day_start, self._limits_array
@@ -196,9 +199,10 @@ class RiskEnforcer:
             raise ValueError(f"charge amount_usd={amount_usd!r} must be >= 0")
         return replace(state, cash_usd=state.cash_usd - amount_usd)
 
-    def set_kill_switch(self, state: RiskState, *, on: bool) -> RiskState:
-        """Engage or release the kill switch (HALTED while on; the loss state is kept apart)."""
-        return replace(state, kill_switch=on)
+    def set_kill_switch(self, state: RiskState, *, on: bool, reason: str = "") -> RiskState:
+        """Engage (with the ``reason``, shown by the status) or release the kill switch: while
+        on, the effective state is HALTED (reduce-only); the loss state is kept apart."""
+        return replace(state, kill_switch=on, kill_reason=reason if on else "")
 
     def size_qty(self, equity_usd: float, atr: float) -> float:
         """Per-trade-risk position size for a ``stop_atr_multiple`` x ATR stop (before caps)."""

@@ -128,15 +128,15 @@ def _gate(
     orders_last_minute: int,
     loss_state: int,
     kill_switch: bool,
-    flatten: bool,
     limits: npt.NDArray[np.float64],
 ) -> int:
-    """The denial that stops the whole order before any sizing, or R_NONE."""
+    """The denial that stops the whole order before any sizing, or R_NONE. HALTED and the
+    kill switch stop an order with nothing to reduce; its reducing part goes on."""
     if not (price > 0.0 and math.isfinite(price)):
         return R_INVALID_PRICE
     if not (qty > 0.0 and math.isfinite(qty)):
         return R_ZERO_SIZE
-    if (kill_switch or loss_state == S_HALTED) and not (flatten and closing > 0.0):
+    if (kill_switch or loss_state == S_HALTED) and not closing > 0.0:
         return R_KILL_SWITCH if kill_switch else R_DAILY_LOSS_HALT
     if orders_last_minute >= limits[L_MAX_ORDERS_PER_MINUTE]:
         return R_ORDER_RATE
@@ -161,23 +161,27 @@ def check_order(
 ) -> tuple[float, int, int]:
     """Approve, cut or deny an order of ``qty`` (> 0) on ``side`` (+1 buy, -1 sell).
 
-    The part of the order that reduces the current position (``closing``) is allowed in ACTIVE
-    and REDUCING; the rest (``opening``) only in ACTIVE, above ``min_confidence``, within the
-    concurrency, position, leverage (gross, all positions) and per-order notional caps. HALTED
-    and the kill switch deny everything except an explicit ``flatten`` (closing part only).
-    Returns (approved qty >= 0, denial code: why 0 was approved, code of what cut a partly
-    approved order).
+    The part of the order that reduces the current position (``closing``) is allowed in every
+    state, HALTED and the kill switch included (a halt stops new risk, never a way out); the
+    rest (``opening``) only in ACTIVE, above ``min_confidence``, within the concurrency,
+    position, leverage (gross, all positions) and per-order notional caps. So an order never
+    flips while REDUCING, HALTED or killed: it is cut to its closing part (``limited_by`` says
+    why) or denied when it has none. ``flatten`` marks a reduce-only order (a close-out): its
+    opening part is dropped in every state. Returns (approved qty >= 0, denial code: why 0 was
+    approved, code of what cut a partly approved order).
     """
     position_abs = abs(position_qty)
     reducing = position_qty * side < 0.0
     closing = min(qty, position_abs) if reducing else 0.0
     opening = qty - closing
-    gate = _gate(qty, price, closing, orders_last_minute, loss_state, kill_switch, flatten, limits)
+    gate = _gate(qty, price, closing, orders_last_minute, loss_state, kill_switch, limits)
     if gate != R_NONE:
         return 0.0, gate, R_NONE
-    if kill_switch or loss_state == S_HALTED:
-        opening = 0.0  # an explicit flatten: its closing part only
     cut = R_NONE
+    if opening > 0.0 and (kill_switch or loss_state == S_HALTED):
+        opening, cut = 0.0, R_KILL_SWITCH if kill_switch else R_DAILY_LOSS_HALT
+    elif opening > 0.0 and flatten:
+        opening, cut = 0.0, R_REDUCING_ONLY
     if opening > 0.0:
         base_qty = position_abs if position_qty * side > 0.0 else 0.0
         opening, cut = _cut_opening(

@@ -23,7 +23,8 @@ class DenialReason(StrEnum):
 
 
 class TradingState(StrEnum):
-    """ACTIVE trades normally; REDUCING only reduces positions; HALTED sends nothing new."""
+    """ACTIVE trades normally; REDUCING (near the daily loss limit) and HALTED (at it) only
+    reduce positions: an order's reducing part goes through, new risk is denied."""
 
     ACTIVE = "active"
     REDUCING = "reducing"

@@ -2,8 +2,9 @@
 
 Equity is ``cash + sum(qty x mark_price)`` (cash accounting: a buy spends cash, a short sale
 receives it), which holds for spot and, as an approximation that ignores margin, for perps.
-``trading_state`` is the day's loss state (it only worsens within a UTC day); the kill switch
-is kept apart and :attr:`RiskState.effective_state` combines the two.
+``trading_state`` is the day's loss state (it only worsens within a UTC day, and only a later
+UTC day resets it); the kill switch (with the reason it was engaged for) is kept apart and
+:attr:`RiskState.effective_state` combines the two.
 """
 
 import math
@@ -52,6 +53,7 @@ class RiskState:
     recent_order_times_ms: tuple[int, ...] = ()
     trading_state: TradingState = TradingState.ACTIVE
     kill_switch: bool = False
+    kill_reason: str = ""
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.cash_usd):
@@ -102,6 +104,7 @@ class RiskState:
             "recent_order_times_ms": list(self.recent_order_times_ms),
             "trading_state": self.trading_state.value,
             "kill_switch": self.kill_switch,
+            "kill_reason": self.kill_reason,
         }
 
     @classmethod
@@ -134,4 +137,5 @@ class RiskState:
             recent_order_times_ms=tuple(int(t) for t in data.get("recent_order_times_ms", ())),
             trading_state=state,
             kill_switch=bool(data.get("kill_switch", False)),
+            kill_reason=str(data.get("kill_reason") or ""),
         )
