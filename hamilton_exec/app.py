@@ -27,7 +27,7 @@ from hamilton_exec.brokers import Broker, PaperBroker
 from hamilton_exec.engine import HamiltonEngine, utc_ms
 from hamilton_exec.event_store import EventSink
 from hamilton_exec.exchange_clock import ExchangeClock
-from hamilton_exec.feeds import PollingFeed, ReplayFeed
+from hamilton_exec.feeds import Feed, PollingFeed, ReplayFeed
 from hamilton_exec.heap import settle_long_lived_heap
 from hamilton_exec.live_broker import CcxtBroker
 from hamilton_exec.live_client import BrokerMetric
@@ -92,6 +92,7 @@ def build_service(
         library,
         settings.events_spool,
         flush_timeout_s=settings.flush_timeout_s,
+        on_spool=lambda count: metrics.count_error("event_sink", "EventsSpooled"),
         on_depth=metrics.events_spool_depth.set,
     )
     probe = _Probe(config, settings, library, metrics)
@@ -106,6 +107,7 @@ def build_service(
         broker=broker or PaperBroker(),
         now=_start_time(settings),
     )
+    engine.exchange_clock = clock
     if probe.served is not None:
         engine.swap_release(probe.served)
     after_ms = None
@@ -114,8 +116,12 @@ def build_service(
         after_ms = min(engine.last_open_ms.values()) if engine.last_open_ms else None
     feed = _feed(config, settings, source, engine, clock)
     resume = None if after_ms is None else utc_ms(after_ms + settings.bar_ms)
-    histories = {s: _history(feed, s, resume) for s in symbols}
-    btc = _history(feed, engine.btc_symbol, resume) if engine.btc_symbol in _known(feed) else None
+    histories = {s: feed.history(s, before=resume) for s in symbols}
+    btc = (
+        feed.history(engine.btc_symbol, before=resume)
+        if engine.btc_symbol in feed.known_symbols()
+        else None
+    )
     warm_start(engine, histories, btc_history=btc, funding=feed.funding(), memories=saved is None)
     if settings.mode == "live":
         reconcile_at_start(engine, fresh_start=saved is None)
@@ -245,7 +251,7 @@ def _feed(
     source: MarketDataSource,
     engine: HamiltonEngine,
     clock: ExchangeClock | None = None,
-) -> ReplayFeed | PollingFeed:
+) -> Feed:
     if settings.replay is not None:
         return ReplayFeed(
             source,
@@ -267,15 +273,3 @@ def _feed(
         clock=clock.now if clock is not None else (lambda: datetime.now(UTC)),
         on_error=lambda symbol, exc: engine.metrics.count_error("market_data", exc),
     )
-
-
-def _known(feed: ReplayFeed | PollingFeed) -> set[str]:
-    if isinstance(feed, ReplayFeed):
-        return set(feed.bars)
-    return set(feed.symbols) | {f"BTC/{feed.symbols[0].split('/')[1]}"}
-
-
-def _history(feed: ReplayFeed | PollingFeed, symbol: str, resume: datetime | None) -> Any:
-    if isinstance(feed, ReplayFeed):
-        return feed.history(symbol, before=resume)
-    return feed.history(symbol)

@@ -177,7 +177,8 @@ class Broker(Protocol):
         ...
 
     def cancel_all(self, reason: str) -> None:
-        """Cancel every open order (reports follow through :meth:`drain`)."""
+        """Cancel every open order except reduce-only ones (a flatten in flight must finish:
+        the kill switch sends them); reports follow through :meth:`drain`."""
         ...
 
     def snapshot(self, symbols: Sequence[str]) -> ExchangeSnapshot | None:
@@ -255,6 +256,8 @@ class PaperBroker:
 
     def cancel_all(self, reason: str) -> None:
         for symbol in sorted(self.pending):
+            if self.pending[symbol].reduce_only:
+                continue
             order = self.pending.pop(symbol)
             self._reports.append(
                 OrderReport(

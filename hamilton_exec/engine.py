@@ -36,6 +36,7 @@ from hamilton_exec.decision import (
     prepare_decisions,
 )
 from hamilton_exec.event_store import EventSink
+from hamilton_exec.exchange_clock import ExchangeClock
 from hamilton_exec.forecast import ReleaseForests
 from hamilton_exec.ledger import TradeLedger
 from hamilton_exec.metrics import HamiltonMetrics
@@ -160,6 +161,7 @@ class HamiltonEngine:
         self.lock = threading.RLock()
         self.pending_snapshot: ExchangeSnapshot | None = None
         self.clock_offset_ms = 0
+        self.exchange_clock: ExchangeClock | None = None  # live: the measured exchange clock
         self.last_tick_at: datetime | None = None
         self.sink, self.metrics = sink, metrics
         self.ledger = TradeLedger()
@@ -210,9 +212,13 @@ class HamiltonEngine:
         release = self.release
         report = TickReport(tick.open_ms)
         self.shadow.sync(release)
+        drained_at = time.perf_counter()
         self._bar_opens(tick)
         self.apply_reports(self.broker.drain())
         self._apply_pending_snapshot(tick.now)
+        self.metrics.latency.labels("broker", "drain").observe(
+            (time.perf_counter() - drained_at) * 1e3
+        )
         fresh = self._append(tick)
         self._decide_fresh(fresh, tick, release, report)
         for symbol in self.symbols:
@@ -342,9 +348,13 @@ class HamiltonEngine:
             self.pending_snapshot = snapshot  # orders in flight: try at the next tick
 
     def _submit(self, order: OrderRequest) -> OrderReport:
+        started = time.perf_counter()
         self.order_book.add(order)
         submitted = self.broker.submit(order)
         self.apply_reports([submitted])
+        self._child(self.metrics.latency, "broker", "submit").observe(
+            (time.perf_counter() - started) * 1e3
+        )
         return submitted
 
     def _append(self, tick: Tick) -> list[str]:
@@ -367,7 +377,7 @@ class HamiltonEngine:
             return
         prepared_at = time.perf_counter()
         batch = self.prepare_newest([self.windows[s] for s in fresh])
-        self.metrics.latency.labels("hamilton", "prepare_batch").observe(
+        self.metrics.latency.labels("features", "prepare_batch").observe(
             (time.perf_counter() - prepared_at) * 1e3
         )
         gates = release.gates if release else self.base_gates
@@ -394,7 +404,7 @@ class HamiltonEngine:
             started = time.perf_counter()
             outcome, self.state = decide_prepared(bar, self.state, self.context, metadata=metadata)
             self._record(outcome, tick, report)
-            self._child(self.metrics.latency, "hamilton", "decide_coin").observe(
+            self._child(self.metrics.latency, "decision", "decide_coin").observe(
                 (time.perf_counter() - started) * 1e3
             )
 
@@ -519,6 +529,9 @@ class HamiltonEngine:
     def _after_tick(self, tick: Tick, report: TickReport) -> None:
         self.ticks += 1
         self.last_tick_at = tick.now
+        if self.exchange_clock is not None:
+            self.clock_offset_ms = self.exchange_clock.offset_ms
+            self.metrics.clock_offset.set(self.clock_offset_ms)
         self._set_book_gauges()
         self.last_open_ms.update({s: tick.open_ms for s in report.decisions})
         self.metrics.equity.set(self.state.equity_usd)

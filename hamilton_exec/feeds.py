@@ -13,8 +13,9 @@ Both also supply the warm-up history (``history_bars`` before the first tick) an
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import polars as pl
 
@@ -28,6 +29,24 @@ from trading_core.types import timeframe_ms
 
 def _log() -> object:
     return get_logger(__name__)
+
+
+class Feed(Protocol):
+    """What the service and the warm start need from a source of closed bars."""
+
+    def ticks(self, *, after_ms: int | None = None) -> AsyncGenerator[Tick, None]:
+        """One tick per closed bar after ``after_ms`` (all bars when None), in time order."""
+        ...
+
+    def history(self, symbol: str, *, before: datetime | None = None) -> pl.DataFrame:
+        """The warm-up bars of ``symbol`` before the first tick (or before ``before``)."""
+        ...
+
+    def funding(self) -> dict[str, pl.DataFrame]: ...
+
+    def known_symbols(self) -> frozenset[str]:
+        """Symbols this feed can give history for (the BTC reference is optional)."""
+        ...
 
 
 class ReplayFeed:
@@ -65,6 +84,9 @@ class ReplayFeed:
         cutoff = before or self.start
         return self.bars[symbol].filter(pl.col("timestamp") < cutoff)
 
+    def known_symbols(self) -> frozenset[str]:
+        return frozenset(self.bars)
+
     def funding(self) -> dict[str, pl.DataFrame]:
         return dict(self.funding_frames)
 
@@ -74,7 +96,7 @@ class ReplayFeed:
             times.update(candles)
         return sorted(times)
 
-    async def ticks(self, *, after_ms: int | None = None) -> AsyncIterator[Tick]:
+    async def ticks(self, *, after_ms: int | None = None) -> AsyncGenerator[Tick, None]:
         step_ms = timeframe_ms(self.timeframe)
         delay_s = 0.0 if self.speed <= 0 else step_ms / 1000 / self.speed
         for open_ms in self.open_times():
@@ -110,17 +132,23 @@ class PollingFeed:
         now_ms = int(self.clock().timestamp() * 1000)
         self.next_open_ms = (now_ms // self.step_ms - 1) * self.step_ms
 
-    def history(self, symbol: str) -> pl.DataFrame:
+    def history(self, symbol: str, *, before: datetime | None = None) -> pl.DataFrame:
+        """The ``history_bars`` bars before the next bar to decide (``before`` is ignored: a
+        restart continues at the newest closed bar, the saved state's last bar is older)."""
         end = utc_ms(self.next_open_ms)
         start = utc_ms(self.next_open_ms - self.history_bars * self.step_ms)
         return self.source.fetch_ohlcv(symbol, self.timeframe, start=start, end=end)
+
+    def known_symbols(self) -> frozenset[str]:
+        quote = self.symbols[0].split("/")[1]
+        return frozenset({*self.symbols, f"BTC/{quote}"} & set(self.source.list_symbols()))
 
     def funding(self) -> dict[str, pl.DataFrame]:
         end = self.clock()
         start = end - timedelta(days=7)
         return {s: self.source.funding_rates(s, start=start, end=end) for s in self.symbols}
 
-    async def ticks(self, *, after_ms: int | None = None) -> AsyncIterator[Tick]:
+    async def ticks(self, *, after_ms: int | None = None) -> AsyncGenerator[Tick, None]:
         if after_ms is not None:
             self.next_open_ms = max(self.next_open_ms, after_ms + self.step_ms)
         while True:

@@ -131,6 +131,7 @@ class ReleaseSensor:
             reason, error = "artifact_missing", f"release {release.id}: {exc!r}"
         self.refused[release.id] = reason
         self.engine.metrics.release_refused.labels(reason).inc()
+        self.engine.metrics.count_error("release_sensor", reason)
         _log().error(
             "release_refused",
             release_id=release.id,

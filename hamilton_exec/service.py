@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +38,8 @@ from hamilton_exec.control import (
     new_request,
     write_json_atomic,
 )
-from hamilton_exec.engine import HamiltonEngine, TickReport
+from hamilton_exec.engine import HamiltonEngine, Tick, TickReport
+from hamilton_exec.feeds import Feed
 from hamilton_exec.sensors import ReleaseSensor
 from hamilton_exec.status import build_status
 from trading_core.brain import BrainLibrary
@@ -95,7 +97,7 @@ class HamiltonService:
     def __init__(
         self,
         engine: HamiltonEngine,
-        feed: Any,
+        feed: Feed,
         *,
         library: BrainLibrary | None,
         on_tick: Callable[[TickReport], None] | None = None,
@@ -177,6 +179,7 @@ class HamiltonService:
         engine = self.engine
         while True:
             await asyncio.sleep(interval_s)
+            started = time.perf_counter()
             try:
                 snapshot = await asyncio.to_thread(engine.broker.snapshot, engine.symbols)
             except CoinEngineError as exc:
@@ -184,6 +187,9 @@ class HamiltonService:
                 engine.metrics.reconciles.labels("failed").inc()
                 _log().warning("reconcile_failed", error=type(exc).__name__, detail=str(exc))
                 continue
+            engine.metrics.latency.labels("reconcile", "snapshot").observe(
+                (time.perf_counter() - started) * 1e3
+            )
             if snapshot is not None:
                 engine.offer_snapshot(snapshot)
 
@@ -213,7 +219,7 @@ class HamiltonService:
             with contextlib.suppress(StopAsyncIteration, RuntimeError):
                 await ticks.aclose()
 
-    def _tick(self, tick: Any) -> TickReport:
+    def _tick(self, tick: Tick) -> TickReport:
         report = self.engine.on_tick(tick)
         self._last_tick_at = datetime.now(UTC)
         self.ready_reason = ""

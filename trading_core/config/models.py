@@ -465,7 +465,8 @@ class OrdersSection(Strict):
 
     type: Literal["market", "limit"] = "market"
     post_only: bool = False  # limit orders only: a maker order (the cost model's maker fee)
-    market_type: Literal["spot", "linear"] = "spot"  # spot or USD-M perpetuals
+    # spot or USD-M perpetuals; must match cost_model.instrument (spot | perp)
+    market_type: Literal["spot", "linear"] = "linear"
     timeout_s: PosFloat = 30.0  # an order still open after this is cancelled (its rest)
     poll_interval_s: PosFloat = 1.0  # pending orders are looked up this often
     workers: PosInt = 8  # threads sending orders off the tick path
@@ -506,6 +507,19 @@ class EngineConfig(Strict):
     shadow_testing: ShadowTestingSection = ShadowTestingSection()
     observability: ObservabilitySection = ObservabilitySection()
     hamilton: HamiltonSection = HamiltonSection()
+
+    @model_validator(mode="after")
+    def _orders_match_cost_model(self) -> "EngineConfig":
+        # the decision prices an order with the cost model's instrument (fee schedule,
+        # funding): the live broker must trade that instrument, not another
+        wanted = "linear" if self.cost_model.instrument == "perp" else "spot"
+        if self.hamilton.orders.market_type != wanted:
+            raise ValueError(
+                f"hamilton.orders.market_type {self.hamilton.orders.market_type!r} disagrees "
+                f"with cost_model.instrument {self.cost_model.instrument!r}; set "
+                f"hamilton.orders.market_type: {wanted}"
+            )
+        return self
 
     @property
     def active_risk_preset(self) -> RiskPreset:
