@@ -32,6 +32,7 @@ from hamilton_exec.heap import settle_long_lived_heap
 from hamilton_exec.live_broker import CcxtBroker
 from hamilton_exec.live_client import BrokerMetric
 from hamilton_exec.metrics import HamiltonMetrics
+from hamilton_exec.send_journal import SendJournal
 from hamilton_exec.sensors import ReleaseSensor, export_training_metrics, warm_start
 from hamilton_exec.service import HamiltonService, load_state
 from hamilton_exec.settings import HamiltonSettings
@@ -41,6 +42,8 @@ from trading_core.errors import CoinEngineError
 from trading_core.market.ccxt_source import CcxtSource, build_ccxt_client
 from trading_core.market.source import MarketDataSource, make_source
 from trading_core.observability.logging import get_logger
+
+SEND_JOURNAL_FILE = "order_journal.jsonl"
 
 
 def _log() -> Any:
@@ -84,7 +87,7 @@ def build_service(
     metrics = metrics or HamiltonMetrics(venue=config.cost_model.venue)
     clock: ExchangeClock | None = None
     if broker is None and settings.mode == "live":
-        live = _live_broker(config, metrics)
+        live = _live_broker(config, settings, metrics)
         broker, clock = live, live.clock
     if source is None:
         source = _live_source(config, clock) if clock is not None else make_source(config)
@@ -197,9 +200,12 @@ class _Shell:
         self.release = served
 
 
-def _live_broker(config: EngineConfig, metrics: HamiltonMetrics) -> CcxtBroker:
+def _live_broker(
+    config: EngineConfig, settings: HamiltonSettings, metrics: HamiltonMetrics
+) -> CcxtBroker:
     """The live broker over its own ccxt client (markets of ``hamilton.orders.market_type``),
-    connected: markets loaded and the exchange clock measured before anything is decided."""
+    connected: markets loaded and the exchange clock measured before anything is decided;
+    its send journal lives in the state folder (:mod:`hamilton_exec.send_journal`)."""
     exchange = config.data.exchange
     orders = config.hamilton.orders
     client = build_ccxt_client(exchange, market_types=(orders.market_type,))
@@ -211,6 +217,7 @@ def _live_broker(config: EngineConfig, metrics: HamiltonMetrics) -> CcxtBroker:
         quote=config.engine.quote,
         on_metric=_broker_metric(metrics),
         clock=clock,
+        journal=SendJournal(settings.state_dir / SEND_JOURNAL_FILE),
     )
     try:
         broker.connect()

@@ -10,14 +10,15 @@ order lifecycle and the resend rules are in :mod:`hamilton_exec.live_steps`.
 
 Restarts: :meth:`to_dict` carries every non-final order (request, what was reported, send
 times) and the reports not yet drained; after :meth:`restore` each is looked up by client id
-before anything else, so a ``kill -9`` mid-order neither doubles nor forgets it. EVERY new
-order is looked up by client id before its first send, with this broker's start as the latest
-moment an earlier process may have sent it: Binance refuses a duplicate client id only while
-that order is open, so a decision re-made after a restart (same bar, same id) whose order an
-earlier process had filled would otherwise be doubled. ``OrderRequest`` does not carry the
-decision's bar, so the rule cannot be narrowed to decisions of bars before the start; it
-costs one lookup per order, and (only during the first ``recv_window_ms`` + margin after the
-start) a wait until a "not found" is final.
+before anything else, so a ``kill -9`` mid-order neither doubles nor forgets it. A decision
+re-made after a restart (same bar, same id) must not be sent again if an earlier process sent
+it: Binance refuses a duplicate client id only while that order is OPEN, so a filled one would
+be doubled. With a :class:`~hamilton_exec.send_journal.SendJournal` (the service always passes
+one, in its state folder) every send is journalled before it leaves: an id the journal does
+not know was never sent and goes out at once; a known one is looked up first. Without a
+journal, EVERY new order is looked up before its first send, with this broker's start as the
+latest moment an earlier process may have sent it (one lookup per order, and during the first
+``recv_window_ms`` + margin after the start a wait until a "not found" is final).
 
 API keys never reach logs, reports, exceptions or :meth:`to_dict`.
 """
@@ -53,6 +54,7 @@ from hamilton_exec.live_orders import (
 )
 from hamilton_exec.live_snapshot import SnapshotReader, venue_symbol
 from hamilton_exec.live_steps import OrderStepper
+from hamilton_exec.send_journal import SendJournal
 from trading_core.config.models import ExchangeSection, OrdersSection
 from trading_core.observability.logging import get_logger
 
@@ -90,6 +92,7 @@ class CcxtBroker:
         executor: Executor | None = None,
         background: bool = True,
         not_found_margin_ms: int = 2000,
+        journal: SendJournal | None = None,
     ) -> None:
         self.client = client
         self.orders = orders
@@ -127,7 +130,9 @@ class CcxtBroker:
             metric=self._metric,
             redact=self._redact,
             not_found_margin_ms=not_found_margin_ms,
+            journal=journal,
         )
+        self._journal = journal
         self._reader = SnapshotReader(
             client,
             exchange=exchange,
@@ -176,10 +181,19 @@ class CcxtBroker:
         refused = self._gate(live, refusal)
         if refused is not None:
             return refused
-        # an earlier process may have sent this decision's order (at the latest at our start)
-        live.phase, live.sent_at = "unknown", self._started_at
+        self._mark_possibly_sent(live, self._started_at)
         self._register(live)
         return live.report("pending")
+
+    def _mark_possibly_sent(self, live: LiveOrder, latest_s: float) -> None:
+        """``unknown`` (look it up before any send) when a process may have sent it: the
+        journal's last send of that id, or, without a journal, any time up to ``latest_s``."""
+        if self._journal is None:
+            live.phase, live.sent_at = "unknown", latest_s
+            return
+        sent_at = self._journal.last_sent(live.client_id)
+        if sent_at is not None:
+            live.phase, live.sent_at = "unknown", sent_at
 
     def _gate(self, live: LiveOrder, refusal: Refusal | None) -> OrderReport | None:
         """The refusals before registering: clock skew, symbol busy, the market's rules."""
@@ -256,7 +270,8 @@ class CcxtBroker:
                 if live.client_id in self._orders or live.final:
                     continue
                 if live.phase != "open":  # it may have been sent after the save: look first
-                    live.phase, live.sent_at = "unknown", now
+                    live.phase = "new"
+                    self._mark_possibly_sent(live, now)
                 live.due_at, live.attempts = now, 0
                 self._register(live)
         _log().info("broker_restored", orders=len(restored))
@@ -273,6 +288,8 @@ class CcxtBroker:
             self._pump_thread.join()
         if self._owns_executor:
             self._executor.shutdown(wait=True)
+        if self._journal is not None:
+            self._journal.close()  # the broker owns it: no send can follow
 
     # --- extras -----------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from hamilton_exec.live_client import (
     rejection_reason,
 )
 from hamilton_exec.live_orders import LiveOrder, exchange_time, prepare
+from hamilton_exec.send_journal import SendJournal
 from trading_core.config.models import ExchangeSection, OrdersSection
 from trading_core.market.schema import split_symbol
 from trading_core.observability.logging import get_logger
@@ -62,6 +63,7 @@ class StepCore:
         metric: Callable[[BrokerMetric], None],
         redact: Redactor,
         not_found_margin_ms: int,
+        journal: SendJournal | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -74,6 +76,7 @@ class StepCore:
         self._metric = metric
         self._redact = redact
         self.not_found_margin_ms = not_found_margin_ms
+        self.journal = journal
 
     def resync(self) -> None:
         """After an InvalidNonce: ccxt's own time difference and the clock's offset."""
@@ -225,6 +228,16 @@ class SendSteps(StepCore):
             order.phase = "unknown"  # before the call: a crash mid-send leaves it uncertain
             order.sent_at = self._now()
             order.sends += 1
+        if self.journal is not None:
+            try:
+                self.journal.record(order.client_id, order.sent_at)
+            except OSError as exc:  # not journalled -> not sent (a crash could double it)
+                _log().error("send_journal_failed", symbol=order.symbol, error=str(exc))
+                self._metric(BrokerMetric("exchange_error", order.symbol, status="journal"))
+                with self._lock:
+                    order.phase, order.sends = "new", order.sends - 1
+                self._retry_later(order)
+                return
         if resend:
             why = order.resend_reason or "not_found"
             self._metric(BrokerMetric("order_resend", order.symbol, order.side, reason=why))

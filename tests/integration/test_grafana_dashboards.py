@@ -2,10 +2,14 @@
 provisioned Prometheus datasource by uid, and every PromQL expression parses (promtool).
 
 Whether each expression finds data is checked against a real Prometheus by the harness tests
-(stand-in exporter) and by the product test (real Hamilton replay)."""
+(stand-in exporter) and by the product test (real Hamilton replay). The "Live trading" row reads
+series a paper replay never sets (reconciles, drift, refusals): its expressions are checked here
+against a real Prometheus scraping Hamilton's own metrics object in a live-trading state."""
 
 import json
+import math
 import subprocess
+from collections.abc import Iterator
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.prometheus_harness import dashboard_exprs, require_prometheus_tools
+from tests.integration.prometheus_harness import (
+    PrometheusServer,
+    dashboard_exprs,
+    require_prometheus_tools,
+)
+from tests.integration.test_prometheus_rules import live_hamilton_prometheus
+from trading_core.config.models import ExchangeSection
 
 GRAFANA_DIR = Path(__file__).resolve().parents[2] / "docker" / "grafana"
 DASHBOARDS = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
@@ -40,6 +50,22 @@ REQUIRED_PANELS = {
     "Training job status": "table",
     "Model release age": "stat",
     "Data staleness by symbol": "timeseries",
+}
+
+HAMILTON_DASHBOARD = GRAFANA_DIR / "dashboards" / "hamilton-execution.json"
+LIVE_ROW = "Live trading"
+# issue 12: title -> panel type of the row's panels
+LIVE_PANELS = {
+    "Kill switch and risk state": "stat",
+    "Events spool depth": "stat",
+    "Position notional by symbol": "timeseries",
+    "Open orders by symbol": "timeseries",
+    "Exchange clock offset": "timeseries",
+    "Order reports by status and reason": "timeseries",
+    "Reconcile drift by symbol": "timeseries",
+    "Reconciles by result (last hour)": "timeseries",
+    "Realized minus expected cost": "timeseries",
+    "Open positions": "table",
 }
 
 
@@ -208,3 +234,91 @@ def test_dashboard_provider_reads_a_file_folder() -> None:
     (entry,) = provider["providers"]
     assert entry["type"] == "file"
     assert entry["options"]["path"].startswith("/")
+
+
+def _row_panels(dashboard: dict[str, Any], title: str) -> list[dict[str, Any]]:
+    """The panels of row ``title``: inside it when collapsed, else those below it and above the
+    next row."""
+    panels = dashboard["panels"]
+    (row,) = [p for p in panels if p["type"] == "row" and p["title"] == title]
+    if row.get("collapsed"):
+        inner: list[dict[str, Any]] = row["panels"]
+        return inner
+    top = row["gridPos"]["y"]
+    end = min(
+        (p["gridPos"]["y"] for p in panels if p["type"] == "row" and p["gridPos"]["y"] > top),
+        default=math.inf,
+    )
+    return [p for p in panels if p["type"] != "row" and top < p["gridPos"]["y"] < end]
+
+
+def _live_exprs() -> list[tuple[str, str]]:
+    title = _load(HAMILTON_DASHBOARD)["title"]
+    return [
+        (panel, expr)
+        for dashboard, panel, expr in dashboard_exprs([HAMILTON_DASHBOARD])
+        if dashboard == title and panel in LIVE_PANELS
+    ]
+
+
+def _values(prom: PrometheusServer, expr: str, label: str) -> dict[str, float]:
+    return {
+        sample["metric"].get(label, ""): float(sample["value"][1])
+        for sample in prom.query(expr)["result"]
+    }
+
+
+def test_live_trading_row_has_its_panels() -> None:
+    panels = _row_panels(_load(HAMILTON_DASHBOARD), LIVE_ROW)
+    assert {panel["title"]: panel["type"] for panel in panels} == LIVE_PANELS
+
+
+def test_live_trading_clock_panel_marks_the_skew_bound() -> None:
+    """The red lines sit where the live broker starts refusing orders."""
+    bound = ExchangeSection().max_clock_skew_ms
+    (panel,) = [
+        p for p in _row_panels(_load(HAMILTON_DASHBOARD), LIVE_ROW)
+        if p["title"] == "Exchange clock offset"
+    ]  # fmt: skip
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [step["value"] for step in steps] == [None, -bound, bound]
+
+
+@pytest.fixture(scope="module")
+def live_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    with live_hamilton_prometheus(tmp_path_factory.mktemp("prometheus")) as prom:
+        yield prom
+
+
+def test_live_trading_exprs_find_real_hamilton_metrics(live_prometheus: PrometheusServer) -> None:
+    """Every expression of the row runs on a real Prometheus and finds the series that
+    hamilton_exec.metrics exports (names, labels, the _total and _bucket suffixes)."""
+    exprs = _live_exprs()
+    assert {panel for panel, _ in exprs} == set(LIVE_PANELS)
+    empty = [(panel, expr) for panel, expr in exprs if not live_prometheus.query(expr)["result"]]
+    assert empty == []
+
+
+def test_live_trading_panels_show_the_state(live_prometheus: PrometheusServer) -> None:
+    by_panel: dict[str, list[str]] = {}
+    for panel, expr in _live_exprs():
+        by_panel.setdefault(panel, []).append(expr)
+    exprs = {panel: targets[0] for panel, targets in by_panel.items()}
+    kill_switch, risk_state = by_panel["Kill switch and risk state"]
+    assert _values(live_prometheus, kill_switch, "") == {"": 1.0}
+    assert _values(live_prometheus, risk_state, "") == {"": 2.0}  # HALTED
+    positions = _values(live_prometheus, by_panel["Position notional by symbol"][0], "symbol")
+    assert positions == {"BTCUSDT": 650.0, "ETHUSDT": -1700.0}  # SOLUSDT is flat
+    total, per_symbol = by_panel["Open orders by symbol"]
+    assert _values(live_prometheus, total, "") == {"": 2.0}
+    assert _values(live_prometheus, per_symbol, "symbol") == {"BTCUSDT": 1.0, "ETHUSDT": 1.0}
+    drift = _values(live_prometheus, exprs["Reconcile drift by symbol"], "symbol")
+    assert drift == {"ETHUSDT": 0.1, "cash": -12.5}
+    assert _values(live_prometheus, exprs["Exchange clock offset"], "") == {"": -1500.0}
+    assert _values(live_prometheus, exprs["Events spool depth"], "") == {"": 4.0}
+    reconciles = _values(live_prometheus, exprs["Reconciles by result (last hour)"], "result")
+    assert set(reconciles) == {"applied", "drift", "deferred", "failed"}
+    assert reconciles["drift"] > 0 and reconciles["failed"] > 0
+    for expr in by_panel["Realized minus expected cost"]:
+        (quantile,) = _values(live_prometheus, expr, "venue").values()
+        assert -8.0 <= quantile <= 8.0, expr

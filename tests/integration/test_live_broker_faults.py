@@ -12,7 +12,10 @@ the crash came before the first save), the engine re-submitting the decisions it
 outcome of (same client ids)."""
 
 import logging
+import shutil
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 
 import structlog
 from hypothesis import HealthCheck, given, settings
@@ -61,6 +64,8 @@ def schedules(draw: st.DrawFn) -> dict[str, object]:
         "restarts": draw(st.sets(st.integers(0, 30), max_size=2)),
         # the engine saves at the end of a tick: after draining, or with reports still queued
         "save_before_drain": draw(st.booleans()),
+        # with the send journal (as the service runs) or without (look up every first send)
+        "journal": draw(st.booleans()),
     }
 
 
@@ -84,7 +89,9 @@ def test_random_fault_schedules_never_double_and_never_lose_an_order(
     schedule: dict[str, object],
 ) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-    rig = make_rig()
+    folder = Path(tempfile.mkdtemp(prefix="send-journal-"))
+    journal = folder / "journal.jsonl" if schedule["journal"] else None
+    rig = make_rig(journal=journal)
     rig.fake.balances.update({"ETH": 5.0, "SOL": 50.0})
     rig.fake.faults["create"].extend(schedule["create"])  # type: ignore[arg-type]
     rig.fake.faults["fetch"].extend(schedule["fetch"])  # type: ignore[arg-type]
@@ -111,7 +118,7 @@ def test_random_fault_schedules_never_double_and_never_lose_an_order(
                 saved, saved_len = rig.broker.to_dict(), len(consumed)
         except SimulatedCrash:
             del consumed[saved_len:]  # the engine's state rolls back to its last save too
-            rig = rig.restart(saved)
+            rig = rig.restart(saved, journal=journal)
             known = {r.client_order_id for r in consumed if r.final}
             for request in requests:  # the engine re-makes the decisions it has no outcome of
                 if request.client_order_id not in known:
@@ -122,6 +129,8 @@ def test_random_fault_schedules_never_double_and_never_lose_an_order(
             break
         rig.time.advance(max(due - rig.time.now(), 0.001))
     _check(rig, requests, consumed)
+    rig.broker.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check(rig: Rig, requests: list[OrderRequest], consumed: list[OrderReport]) -> None:

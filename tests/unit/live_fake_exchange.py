@@ -19,6 +19,7 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
 from typing import Any
 
 import ccxt
@@ -28,6 +29,7 @@ from hamilton_exec.brokers import OrderReport, OrderRequest, client_order_id
 from hamilton_exec.exchange_clock import ExchangeClock
 from hamilton_exec.live_broker import CcxtBroker
 from hamilton_exec.live_client import BrokerMetric
+from hamilton_exec.send_journal import SendJournal
 from trading_core.config.models import ExchangeSection, OrdersSection
 
 RECV_WINDOW_MS = 5_000
@@ -538,6 +540,7 @@ def make_rig(
     exchange: dict[str, Any] | None = None,
     orders: dict[str, Any] | None = None,
     age_s: float = 10.0,
+    journal: Path | None = None,
 ) -> Rig:
     """A broker started ``age_s`` ago (a new order's first lookup answers "not found" at once
     only past recvWindow + margin after the start)."""
@@ -564,6 +567,7 @@ def make_rig(
         sleep=time.sleep,
         executor=InlineExecutor(),
         background=False,
+        journal=SendJournal(journal, now=time.now) if journal is not None else None,
     )
     time.advance(age_s)
     return Rig(time, fake, broker, metrics)
