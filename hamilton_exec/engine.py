@@ -328,6 +328,14 @@ class HamiltonEngine:
             self.metrics.clock_offset.set(snapshot.clock_offset_ms)
             for symbol, drift in result.drift.items():
                 self.metrics.reconcile_drift.labels(symbol).set(drift)
+            # open orders on the exchange this process did not send (left alone, reported)
+            foreign = sorted(
+                cid
+                for ids in snapshot.open_orders.values()
+                for cid in ids
+                if self.order_book.get(cid) is None
+            )
+            self.metrics.reconcile_drift.labels("foreign_open_orders").set(len(foreign))
             self.metrics.reconciles.labels("drift" if result.drifted else "applied").inc()
             log = _log().warning if result.drifted else _log().info
             log(
@@ -337,6 +345,7 @@ class HamiltonEngine:
                 cash_usd=round(self.state.cash_usd, 2),
                 positions=len(self.state.positions),
                 open_orders=sum(len(v) for v in snapshot.open_orders.values()),
+                foreign_open_orders=",".join(foreign[:20]),
             )
             if result.drifted:
                 self.metrics.count_error("reconcile", "ReconcileDrift")

@@ -41,6 +41,15 @@ COMPONENTS: Final = (
     "decision",
 )
 ERROR_TYPES: Final = ("DataValidationError", "ModelError")
+REFUSAL_CODES: Final = (
+    "insufficient_balance",
+    "filter_failure",
+    "permission",
+    "bad_symbol",
+    "refused",
+    "rate_limited",
+    "clock_skew",
+)
 
 
 class HamiltonMetrics:
@@ -190,6 +199,8 @@ class HamiltonMetrics:
             self.errors.labels(engine, ERROR_TYPES[0])
         for result in ("applied", "drift", "deferred", "failed"):
             self.reconciles.labels(result)
+        for reason in REFUSAL_CODES:  # rate() and the refusal alert see a first refusal
+            self.order_reports.labels("rejected", reason)
         self.kill_switch.set(0.0)
         self.set_risk_state(TradingState.ACTIVE)
 

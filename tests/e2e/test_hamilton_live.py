@@ -141,6 +141,11 @@ def _btc(simulator: SimulatorServer) -> float:
     return float(entry.get("free", 0)) + float(entry.get("locked", 0))
 
 
+def _open_orders(simulator: SimulatorServer) -> list[dict[str, Any]]:
+    orders = simulator.state()["spot"]["orders"]
+    return [o for o in orders if o["status"] in ("NEW", "PARTIALLY_FILLED")]
+
+
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_live_run_kill_flattens_and_kill9_restart_neither_doubles_nor_forgets(
@@ -166,6 +171,7 @@ def test_live_run_kill_flattens_and_kill9_restart_neither_doubles_nor_forgets(
         while _btc(simulator) > 0 and time.monotonic() - started < 2.0:
             time.sleep(0.05)
         assert _btc(simulator) == pytest.approx(0.0)  # flat on the exchange within 2 s
+        assert _open_orders(simulator) == []  # and nothing left open
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
 

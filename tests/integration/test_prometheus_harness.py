@@ -78,7 +78,26 @@ def _standin_registry() -> CollectorRegistry:
         "BTCUSDT"
     ).set(30.0)
     Gauge(m.EQUITY_USD, "equity", registry=registry).set(10_000.0)
-    Gauge(m.RISK_STATE, "risk state", ["state"], registry=registry).labels("ACTIVE").set(1)
+    risk_state = Gauge(m.RISK_STATE, "risk state", ["state"], registry=registry)
+    for state, current in (("ACTIVE", 1), ("REDUCING", 0), ("HALTED", 0)):
+        risk_state.labels(state).set(current)
+    # live trading (issue 12)
+    Gauge(m.KILL_SWITCH, "kill switch", registry=registry).set(0)
+    Gauge(m.EVENTS_SPOOL_DEPTH, "spool", registry=registry).set(0)
+    Gauge(m.EXCHANGE_CLOCK_OFFSET_MS, "clock offset", registry=registry).set(35.0)
+    Gauge(m.POSITION_QTY, "qty", ["symbol"], registry=registry).labels("BTCUSDT").set(0.01)
+    Gauge(m.POSITION_NOTIONAL_USD, "notional", ["symbol"], registry=registry).labels("BTCUSDT").set(
+        650.0
+    )
+    Gauge(m.OPEN_ORDERS, "open orders", ["symbol"], registry=registry).labels("BTCUSDT").set(1)
+    Gauge(m.RECONCILE_DRIFT, "drift", ["symbol"], registry=registry).labels("cash").set(-0.5)
+    Counter(m.RECONCILE_TOTAL, "reconciles", ["result"], registry=registry).labels("applied").inc()
+    Counter(m.ORDER_REPORTS_TOTAL, "reports", ["status", "reason"], registry=registry).labels(
+        "filled", "none"
+    ).inc()
+    Histogram(
+        m.REALIZED_COST_ERROR_BPS, "cost error", ["venue"], registry=registry, buckets=(-1, 0, 1)
+    ).labels("binance").observe(0.5)
     Histogram(
         m.COST_BPS, "cost", ["venue", "component"], registry=registry, buckets=(1, 5, 10)
     ).labels("binance", "fee").observe(4.0)
