@@ -18,7 +18,8 @@ PARAMS = ConsensusParams((0.3, 0.35, 0.45, 0.5), 0.6, 0.8, 0.95, 0.5)
 BOUNDARY = 1e-9
 SHARED = ("regimes", "outcome")  # per-bar, not per-engine
 
-unit = st.floats(0.0, 1.0, allow_nan=False, width=64)
+# subnormal confidences underflow the weighted sums to 0 (a hold), as subnormal multipliers do
+unit = st.floats(0.0, 1.0, allow_nan=False, width=64, allow_subnormal=False)
 signed = st.floats(-1.0, 1.0, allow_nan=False, width=64)
 
 
