@@ -603,12 +603,12 @@ class HamiltonEngine:
         self.last_open_ms = {s: int(v) for s, v in dict(data.get("last_open_ms") or {}).items()}
         if data.get("broker_name", self.broker.name) == self.broker.name:
             self.broker.restore(dict(data.get("broker") or {}))
+            self.order_book = OrderBook.from_dict(dict(data.get("orders") or {}))
         else:
             # paper state never resumes as live orders (nor the reverse): start that part empty
             _log().warning(
                 "broker_state_not_resumed", saved=data.get("broker_name"), now=self.broker.name
             )
-        self.order_book = OrderBook.from_dict(dict(data.get("orders") or {}))
         self.kill_reason = str(data.get("kill_reason") or "")
         self.clock_offset_ms = int(data.get("clock_offset_ms") or 0)
         if self.config.risk.kill_switch and not self.state.kill_switch:

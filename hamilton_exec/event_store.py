@@ -20,6 +20,7 @@ thread flushes) and ends with :meth:`EventSink.close` (a last flush, bounded by 
 :meth:`EventSink.flush` is the same flush, run in the caller's thread.
 """
 
+import contextvars
 import itertools
 import threading
 from collections.abc import Callable
@@ -124,6 +125,7 @@ class EventSink:
         self._flush_lock = threading.Lock()  # one flush at a time
         self._requested = self._served = 0
         self._flusher: tuple[threading.Thread, threading.Event] | None = None
+        self._context = contextvars.copy_context()
         self._attempt: _Attempt | None = None
         self._spool = SpoolFile(self.spool_path)
 
@@ -188,6 +190,9 @@ class EventSink:
         with self._cond:
             if timeout_s is not None:
                 self.flush_timeout_s = timeout_s
+            # the flush logs (and the library's) carry the requester's bound context
+            # (service, release_id): threads do not inherit contextvars
+            self._context = contextvars.copy_context()
             if self._flusher is None or not self._flusher[0].is_alive():
                 stop = threading.Event()
                 thread = threading.Thread(
@@ -223,8 +228,9 @@ class EventSink:
                 self._cond.wait_for(lambda: stop.is_set() or self._requested > self._served)
                 if stop.is_set():
                     return
+                context = self._context.copy()
             try:
-                self.flush()
+                context.run(self.flush)
             except Exception as exc:  # noqa: BLE001 - the flusher must outlive any one flush
                 _log().error("event_flush_failed", error=repr(exc), exc_info=True)
 
@@ -267,7 +273,10 @@ class EventSink:
         chunks = [records[i : i + CHUNK_RECORDS] for i in range(0, len(records), CHUNK_RECORDS)]
         attempt = self._attempt = _Attempt(chunks)
         threading.Thread(
-            target=self._run_attempt, args=(attempt,), name="event-sink-writer", daemon=True
+            target=contextvars.copy_context().run,
+            args=(self._run_attempt, attempt),
+            name="event-sink-writer",
+            daemon=True,
         ).start()
         finished = attempt.finished.wait(timeout)
         with attempt.lock:
