@@ -24,7 +24,6 @@ from hamilton_exec.brokers import (
     Broker,
     ExchangeSnapshot,
     OrderReport,
-    OrderRequest,
     PaperBroker,
     order_request,
 )
@@ -35,6 +34,7 @@ from hamilton_exec.decision import (
     decide_prepared,
     prepare_decisions,
 )
+from hamilton_exec.engine_orders import OrderDesk
 from hamilton_exec.event_store import EventSink
 from hamilton_exec.exchange_clock import ExchangeClock
 from hamilton_exec.forecast import ReleaseForests
@@ -42,7 +42,7 @@ from hamilton_exec.ledger import TradeLedger
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import ServedRelease
 from hamilton_exec.newest import NewestBarPreparer, NewestBars
-from hamilton_exec.orders_flow import OrderBook, flatten_orders, reconcile_state
+from hamilton_exec.orders_flow import OrderBook
 from hamilton_exec.prepare import (
     FEATURE_BARS,
     history_bars_needed,
@@ -114,7 +114,7 @@ def decision_context(config: EngineConfig, timeframe: str) -> DecisionContext:
     )
 
 
-class HamiltonEngine:
+class HamiltonEngine(OrderDesk):
     """State and per-tick flow of one Hamilton process (see the module docstring)."""
 
     def __init__(
@@ -235,136 +235,6 @@ class HamiltonEngine:
             candle = tick.candles.get(symbol)
             if candle is not None:
                 self.broker.on_bar_open(symbol, candle.open, utc_ms(candle.open_ms))
-
-    def apply_reports(self, reports: Sequence[OrderReport]) -> None:
-        """Fills into the risk state and the trade ledger; final reports close the order's
-        record (an execution for the Brain Library) and are metered by status and reason."""
-        for report in reports:
-            order = self.order_book.get(report.client_order_id)
-            if report.fill is not None:
-                self._apply_fill(report)
-            if order is None:
-                _log().warning(
-                    "order_report_unknown",
-                    client_order_id=report.client_order_id,
-                    status=report.status,
-                    symbol=report.symbol,
-                )
-                continue
-            execution = self.order_book.on_report(report)
-            if execution is None:
-                continue  # still pending: counted when it ends
-            self.metrics.orders.labels(order.side.value, report.status).inc()
-            self.metrics.order_reports.labels(report.status, report.reason_code or "none").inc()
-            if execution.cost_error_bps is not None:
-                self.metrics.cost_error.labels(self.metrics.venue).observe(execution.cost_error_bps)
-            if report.status != "filled":
-                # a refused or cancelled entry never opens the trade it was meant to
-                self.ledger.cancel_entry(order.symbol, order.event_id)
-            self.sink.add_execution(execution)
-
-    def _apply_fill(self, report: OrderReport) -> None:
-        if report.fill is None:
-            return
-        fill = report.fill
-        before = self.state.positions.get(fill.symbol)
-        self.state = self.enforcer.apply_fill(self.state, fill)
-        after = self.state.positions.get(fill.symbol)
-        outcome = self.ledger.on_fill(fill, before, after)
-        if outcome is not None:
-            self.sink.add_outcome(outcome)
-
-    # --- kill switch, reconcile ---------------------------------------------------------
-
-    def kill(self, reason: str, now: datetime | None = None) -> list[OrderReport]:
-        """The kill switch: HALTED (new risk denied), every open order cancelled, every
-        position flattened with reduce-only market orders. Idempotent."""
-        with self.lock:
-            moment = now or datetime.now(UTC)
-            self.state = self.enforcer.set_kill_switch(self.state, on=True, reason=reason)
-            self.kill_reason = reason
-            self.metrics.kill_switch.set(1.0)
-            self.metrics.set_risk_state(self.state.effective_state)
-            self.broker.cancel_all("kill_switch")
-            in_flight = {o.symbol for o in self.broker.open_orders() if o.reduce_only}
-            orders = flatten_orders(self.state, moment, self.context.cost_params, skip=in_flight)
-            reports = [self._submit(order) for order in orders]
-            _log().warning(
-                "kill_switch_on", reason=reason, flatten_orders=len(orders), at=moment.isoformat()
-            )
-            return reports
-
-    def resume(self, reason: str) -> None:
-        """Release the kill switch (the day's loss state still applies)."""
-        with self.lock:
-            self.state = self.enforcer.set_kill_switch(self.state, on=False, reason=reason)
-            self.kill_reason = ""
-            self.metrics.kill_switch.set(0.0)
-            self.metrics.set_risk_state(self.state.effective_state)
-            _log().warning("kill_switch_off", reason=reason)
-
-    def offer_snapshot(self, snapshot: ExchangeSnapshot) -> None:
-        """A reconcile snapshot taken off the tick; applied at the next tick's start."""
-        with self.lock:
-            self.pending_snapshot = snapshot
-            self.clock_offset_ms = snapshot.clock_offset_ms
-            self.metrics.clock_offset.set(snapshot.clock_offset_ms)
-
-    def reconcile_now(self, snapshot: ExchangeSnapshot, *, fresh_start: bool = False) -> bool:
-        """Make the exchange's balances and positions the truth of the risk state (see
-        :func:`hamilton_exec.orders_flow.reconcile_state`). Deferred (False) while orders are
-        in flight: their fills would be counted twice."""
-        with self.lock:
-            self.apply_reports(self.broker.drain())
-            if self.broker.open_orders():
-                self.metrics.reconciles.labels("deferred").inc()
-                return False
-            marks = {s: w.close_at(0) for s, w in self.windows.items() if len(w)}
-            result = reconcile_state(
-                self.state, snapshot, self.symbols, marks, fresh_start=fresh_start
-            )
-            self.state = result.state
-            self.clock_offset_ms = snapshot.clock_offset_ms
-            self.metrics.clock_offset.set(snapshot.clock_offset_ms)
-            for symbol, drift in result.drift.items():
-                self.metrics.reconcile_drift.labels(symbol).set(drift)
-            # open orders on the exchange this process did not send (left alone, reported)
-            foreign = sorted(
-                cid
-                for ids in snapshot.open_orders.values()
-                for cid in ids
-                if self.order_book.get(cid) is None
-            )
-            self.metrics.reconcile_drift.labels("foreign_open_orders").set(len(foreign))
-            self.metrics.reconciles.labels("drift" if result.drifted else "applied").inc()
-            log = _log().warning if result.drifted else _log().info
-            log(
-                "reconciled",
-                drifted=result.drifted,
-                drift={s: round(d, 10) for s, d in result.drift.items() if d},
-                cash_usd=round(self.state.cash_usd, 2),
-                positions=len(self.state.positions),
-                open_orders=sum(len(v) for v in snapshot.open_orders.values()),
-                foreign_open_orders=",".join(foreign[:20]),
-            )
-            if result.drifted:
-                self.metrics.count_error("reconcile", "ReconcileDrift")
-            return True
-
-    def _apply_pending_snapshot(self, now: datetime) -> None:
-        snapshot, self.pending_snapshot = self.pending_snapshot, None
-        if snapshot is not None and not self.reconcile_now(snapshot):
-            self.pending_snapshot = snapshot  # orders in flight: try at the next tick
-
-    def _submit(self, order: OrderRequest) -> OrderReport:
-        started = time.perf_counter()
-        self.order_book.add(order)
-        submitted = self.broker.submit(order)
-        self.apply_reports([submitted])
-        self._child(self.metrics.latency, "broker", "submit").observe(
-            (time.perf_counter() - started) * 1e3
-        )
-        return submitted
 
     def _append(self, tick: Tick) -> list[str]:
         fresh = []
@@ -550,19 +420,6 @@ class HamiltonEngine:
         if self.release is not None:
             age_s = (tick.now - self.release.release.created_at).total_seconds()
             self.metrics.release_age.set(max(age_s, 0.0))
-
-    def _set_book_gauges(self) -> None:
-        open_by_symbol: dict[str, int] = {}
-        for order in self.broker.open_orders():
-            open_by_symbol[order.symbol] = open_by_symbol.get(order.symbol, 0) + 1
-        for symbol in self.symbols:
-            position = self.state.positions.get(symbol)
-            self._child(self.metrics.position_qty, symbol).set(position.qty if position else 0.0)
-            self._child(self.metrics.position_notional, symbol).set(
-                position.notional_usd if position else 0.0
-            )
-            self._child(self.metrics.open_orders, symbol).set(open_by_symbol.get(symbol, 0))
-        self.metrics.kill_switch.set(1.0 if self.state.kill_switch else 0.0)
 
     # --- persistence --------------------------------------------------------------------
 
