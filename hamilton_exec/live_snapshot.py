@@ -29,12 +29,11 @@ from hamilton_exec.brokers import ExchangeSnapshot
 from hamilton_exec.exchange_clock import ExchangeClock
 from hamilton_exec.live_client import ExchangeClient, Redactor
 from trading_core.config.models import ExchangeSection
-from trading_core.errors import ExchangePermanentError, ExchangeTemporaryError
+from trading_core.market.exchange_calls import call_with_retries
 from trading_core.market.schema import split_symbol
 from trading_core.observability.logging import get_logger
 
 T = TypeVar("T")
-MAX_BACKOFF_S = 60.0
 LINEAR_PARAMS: dict[str, Any] = {"type": "swap", "subType": "linear"}
 # Binance request weights of GET openOrders: (per symbol, without a symbol)
 OPEN_ORDERS_WEIGHT = {"spot": (6, 80), "linear": (1, 40)}
@@ -159,36 +158,20 @@ class SnapshotReader:
 
     def call(self, operation: str, fn: Callable[[], T]) -> T:
         """``fn()`` with retries on temporary errors only (ccxt's, and our own
-        ExchangeTemporaryError, e.g. from the clock's sync; see the module docstring)."""
-        retries = self.exchange.max_retries
-        for attempt in range(retries + 1):
-            try:
-                return fn()
-            except (ccxt.OperationFailed, ExchangeTemporaryError) as exc:
-                if isinstance(exc, ccxt.InvalidNonce):
-                    self._resync()
-                if attempt == retries:
-                    raise ExchangeTemporaryError(
-                        f"{self.exchange.name} {operation} still failing after {retries} "
-                        f"retries: {self._redact.error(exc)}"
-                    ) from None
-                delay_s = min(self.exchange.retry_backoff_s * 2**attempt, MAX_BACKOFF_S)
-                _log().warning(
-                    "exchange_retry",
-                    exchange=self.exchange.name,
-                    operation=operation,
-                    attempt=attempt + 1,
-                    max_retries=retries,
-                    delay_s=delay_s,
-                    error=type(exc).__name__,
-                )
-                self._sleep(delay_s)
-            except ccxt.BaseError as exc:
-                raise ExchangePermanentError(
-                    f"{self.exchange.name} {operation} failed permanently: "
-                    f"{self._redact.error(exc)}"
-                ) from None
-        raise AssertionError("unreachable: the retry loop returns or raises")  # pragma: no cover
+        ExchangeTemporaryError, e.g. from the clock's sync); an InvalidNonce resynchronises
+        the clock before the retry (``exchange_calls.call_with_retries``)."""
+        return call_with_retries(
+            operation,
+            fn,
+            exchange=self.exchange,
+            sleep=self._sleep,
+            redact=self._redact.error,
+            before_retry=self._before_retry,
+        )
+
+    def _before_retry(self, exc: BaseException) -> None:
+        if isinstance(exc, ccxt.InvalidNonce):
+            self._resync()
 
 
 def _wallet_balance(balance: dict[str, Any], quote: str) -> float:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import ccxt
 import polars as pl
 import pytest
 import structlog
@@ -406,7 +405,8 @@ def test_permanent_error_raised_at_once_with_one_request(replay: tuple[BinanceRe
     start = datetime(2021, 6, 1, tzinfo=UTC)
     with pytest.raises(ExchangePermanentError, match="BadSymbol") as caught:
         source.fetch_ohlcv("XRP/USDT", "1h", start=start, end=start + timedelta(days=1))
-    assert isinstance(caught.value.__cause__, ccxt.BadSymbol)
+    # the ccxt error is named in the message, never chained (its text may quote the request)
+    assert caught.value.__cause__ is None
     assert state.count("/api/v3/klines") == 1
     assert sleeps == []
 

@@ -23,7 +23,8 @@ import ccxt
 import polars as pl
 
 from trading_core.config.models import ExchangeSection
-from trading_core.errors import DataSourceError, ExchangePermanentError, ExchangeTemporaryError
+from trading_core.errors import DataSourceError
+from trading_core.market.exchange_calls import call_with_retries
 from trading_core.market.schema import (
     FUNDING_SCHEMA,
     OHLCV_COLUMNS,
@@ -38,7 +39,6 @@ from trading_core.observability.logging import get_logger
 from trading_core.types import timeframe_ms
 
 PAGE_LIMIT: Final = 1000
-MAX_BACKOFF_S: Final = 60.0
 _FUNDING_STEP_MS: Final = 8 * 3_600_000
 _RAW_OHLCV_SCHEMA: Final = {"timestamp": pl.Int64(), **{c: pl.Float64() for c in OHLCV_COLUMNS[1:]}}
 
@@ -299,34 +299,9 @@ class CcxtSource:
 
     def _call(self, operation: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` with retries on ccxt's temporary errors only."""
-        retries = self.exchange.max_retries
-        for attempt in range(retries + 1):
-            try:
-                return fn(*args, **kwargs)
-            except ccxt.OperationFailed as exc:
-                if attempt == retries:
-                    raise ExchangeTemporaryError(
-                        f"{self.exchange.name} {operation} still failing after {retries} retries: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
-                delay_s = min(self.exchange.retry_backoff_s * 2**attempt, MAX_BACKOFF_S)
-                _log().warning(
-                    "exchange_retry",
-                    exchange=self.exchange.name,
-                    operation=operation,
-                    attempt=attempt + 1,
-                    max_retries=retries,
-                    delay_s=delay_s,
-                    error=type(exc).__name__,
-                    reason="temporary exchange error (ccxt OperationFailed/NetworkError family)",
-                )
-                self._sleep(delay_s)
-            except ccxt.BaseError as exc:
-                name = self.exchange.name
-                raise ExchangePermanentError(
-                    f"{name} {operation} failed permanently: {type(exc).__name__}: {exc}"
-                ) from exc
-        raise AssertionError("unreachable: the retry loop returns or raises")  # pragma: no cover
+        return call_with_retries(
+            operation, lambda: fn(*args, **kwargs), exchange=self.exchange, sleep=self._sleep
+        )
 
 
 def top_of_book_spread_bps(bid: object, ask: object) -> float | None:
