@@ -97,6 +97,7 @@ class OrderDesk:
             self.metrics.kill_switch.set(1.0)
             self.metrics.set_risk_state(self.state.effective_state)
             self.broker.cancel_all("kill_switch")
+            self.apply_reports(self.broker.drain())  # the cancels known at once count now
             in_flight = {o.symbol for o in self.broker.open_orders() if o.reduce_only}
             orders = flatten_orders(self.state, moment, self.context.cost_params, skip=in_flight)
             reports = [self._submit(order) for order in orders]
