@@ -964,6 +964,9 @@ class Soak:
         if self._reader is not None and self._reader.is_alive():
             return
         engine, broker = self.engine, self.broker
+        seq = engine.quiet_order_seq()  # as the service: no read while orders are in flight
+        if seq is None:
+            return
         if not overlap:
             try:
                 snapshot = broker.snapshot(engine.symbols)
@@ -971,7 +974,7 @@ class Soak:
                 self.reconcile_reads_failed += 1
                 return
             if snapshot is not None:
-                engine.offer_snapshot(snapshot)
+                engine.offer_snapshot(snapshot, seq)
             return
 
         def read() -> None:
@@ -981,7 +984,7 @@ class Soak:
                 self.reconcile_reads_failed += 1
                 return
             if snapshot is not None:
-                engine.offer_snapshot(snapshot)
+                engine.offer_snapshot(snapshot, seq)
 
         self._reader = threading.Thread(target=read, name="bench-reconcile", daemon=True)
         self._reader.start()

@@ -152,11 +152,14 @@ def reconcile_at_start(engine: HamiltonEngine, *, fresh_start: bool) -> None:
     while engine.broker.open_orders() and time.monotonic() < deadline:
         engine.apply_reports(engine.broker.drain())
         time.sleep(0.1)
-    snapshot = engine.broker.snapshot(engine.symbols)
-    if snapshot is None:
+    seq = engine.quiet_order_seq()
+    if seq is None:
+        _log().warning("reconcile_deferred", open_orders=len(engine.broker.open_orders()))
         return
-    if not engine.reconcile_now(snapshot, fresh_start=fresh_start):
-        engine.offer_snapshot(snapshot)
+    snapshot = engine.broker.snapshot(engine.symbols)
+    if snapshot is not None and not engine.reconcile_now(
+        snapshot, seq=seq, fresh_start=fresh_start
+    ):
         _log().warning("reconcile_deferred", open_orders=len(engine.broker.open_orders()))
 
 

@@ -160,6 +160,8 @@ class HamiltonEngine(OrderDesk):
         # they and the tick take this lock, so each applies between ticks, never inside one
         self.lock = threading.RLock()
         self.pending_snapshot: ExchangeSnapshot | None = None
+        self.pending_snapshot_seq = 0
+        self.order_seq = 0
         self.clock_offset_ms = 0
         self.exchange_clock: ExchangeClock | None = None  # live: the measured exchange clock
         self.last_tick_at: datetime | None = None

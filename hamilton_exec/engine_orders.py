@@ -42,6 +42,8 @@ class OrderDesk:
     lock: threading.RLock
     kill_reason: str
     pending_snapshot: ExchangeSnapshot | None
+    pending_snapshot_seq: int
+    order_seq: int  # +1 per order sent and per report applied: a snapshot's "as of"
     clock_offset_ms: int
     windows: dict[str, CoinWindow]
     symbols: tuple[str, ...]
@@ -53,6 +55,7 @@ class OrderDesk:
         """Fills into the risk state and the trade ledger; final reports close the order's
         record (an execution for the Brain Library) and are metered by status and reason."""
         for report in reports:
+            self.order_seq += 1
             order = self.order_book.get(report.client_order_id)
             if report.fill is not None:
                 self._apply_fill(report)
@@ -115,21 +118,34 @@ class OrderDesk:
             self.metrics.set_risk_state(self.state.effective_state)
             _log().warning("kill_switch_off", reason=reason)
 
-    def offer_snapshot(self, snapshot: ExchangeSnapshot) -> None:
-        """A reconcile snapshot taken off the tick; applied at the next tick's start."""
+    def quiet_order_seq(self) -> int | None:
+        """The order sequence number to read a reconcile snapshot against, or None while
+        orders are in flight (a snapshot read then would race their fills)."""
         with self.lock:
-            self.pending_snapshot = snapshot
+            self.apply_reports(self.broker.drain())
+            return None if self.broker.open_orders() else self.order_seq
+
+    def offer_snapshot(self, snapshot: ExchangeSnapshot, seq: int) -> None:
+        """A reconcile snapshot read off the tick when the order sequence was ``seq``; applied
+        at the next tick's start if no order moved since (else discarded)."""
+        with self.lock:
+            self.pending_snapshot, self.pending_snapshot_seq = snapshot, seq
             self.clock_offset_ms = snapshot.clock_offset_ms
             self.metrics.clock_offset.set(snapshot.clock_offset_ms)
 
-    def reconcile_now(self, snapshot: ExchangeSnapshot, *, fresh_start: bool = False) -> bool:
+    def reconcile_now(
+        self, snapshot: ExchangeSnapshot, *, seq: int, fresh_start: bool = False
+    ) -> bool:
         """Make the exchange's balances and positions the truth of the risk state (see
-        :func:`hamilton_exec.orders_flow.reconcile_state`). Deferred (False) while orders are
-        in flight: their fills would be counted twice."""
+        :func:`hamilton_exec.orders_flow.reconcile_state`). ``seq`` is
+        :meth:`quiet_order_seq` before the snapshot was read: if an order was sent or reported
+        since, the snapshot may predate fills the state already holds, so it is discarded
+        (False; the next reconcile reads a fresh one)."""
         with self.lock:
             self.apply_reports(self.broker.drain())
-            if self.broker.open_orders():
+            if self.order_seq != seq or self.broker.open_orders():
                 self.metrics.reconciles.labels("deferred").inc()
+                _log().info("reconcile_discarded", reason="orders moved since the snapshot")
                 return False
             marks = {s: w.close_at(0) for s, w in self.windows.items() if len(w)}
             result = reconcile_state(
@@ -165,11 +181,12 @@ class OrderDesk:
 
     def _apply_pending_snapshot(self, now: datetime) -> None:
         snapshot, self.pending_snapshot = self.pending_snapshot, None
-        if snapshot is not None and not self.reconcile_now(snapshot):
-            self.pending_snapshot = snapshot  # orders in flight: try at the next tick
+        if snapshot is not None:
+            self.reconcile_now(snapshot, seq=self.pending_snapshot_seq)
 
     def _submit(self, order: OrderRequest) -> OrderReport:
         started = time.perf_counter()
+        self.order_seq += 1
         self.order_book.add(order)
         submitted = self.broker.submit(order)
         self.apply_reports([submitted])

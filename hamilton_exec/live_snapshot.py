@@ -115,6 +115,7 @@ class SnapshotReader:
         )
         positions: dict[str, float] = {}
         prices: dict[str, float] = {}
+        entry_notional_usd = 0.0
         for position in raw:
             contracts = _float(position.get("contracts"))
             size = _float(position.get("contractSize")) or 1.0
@@ -122,10 +123,14 @@ class SnapshotReader:
             symbol = engine_symbol(str(position.get("symbol", "")))
             if qty != 0.0 and symbol:
                 positions[symbol] = positions.get(symbol, 0.0) + qty
+                entry_notional_usd += qty * _float(position.get("entryPrice"))
             mark = _float(position.get("markPrice"))
             if mark > 0.0 and symbol:
                 prices[symbol] = mark
-        return cash, positions, prices
+        # the risk state books a perp like spot (a buy spends its notional, equity = cash +
+        # qty x mark), the exchange's wallet does not: cash = wallet - entry notional, so
+        # equity = wallet + unrealized PnL on both sides
+        return cash - entry_notional_usd, positions, prices
 
     def _open_orders(self, symbols: Sequence[str]) -> dict[str, tuple[str, ...]]:
         params = dict(LINEAR_PARAMS) if self.market_type == "linear" else {}

@@ -179,6 +179,10 @@ class HamiltonService:
         engine = self.engine
         while True:
             await asyncio.sleep(interval_s)
+            seq = await asyncio.to_thread(engine.quiet_order_seq)
+            if seq is None:  # orders in flight: their fills would race the read
+                engine.metrics.reconciles.labels("deferred").inc()
+                continue
             started = time.perf_counter()
             try:
                 snapshot = await asyncio.to_thread(engine.broker.snapshot, engine.symbols)
@@ -191,7 +195,7 @@ class HamiltonService:
                 (time.perf_counter() - started) * 1e3
             )
             if snapshot is not None:
-                engine.offer_snapshot(snapshot)
+                engine.offer_snapshot(snapshot, seq)
 
     async def _run_ticks(self, after_ms: int | None) -> None:
         ticks = self.feed.ticks(after_ms=after_ms)

@@ -407,9 +407,14 @@ def test_linear_snapshot_reads_the_wallet_and_signed_positions(sim: SimulatorSer
     finally:
         broker.close()
     assert snap is not None
-    assert snap.cash_usd == pytest.approx(100_000.0)  # the wallet: no unrealized PnL in it
+    # cash as the risk state books it: the wallet minus the entry notional (a short
+    # received it), so cash + qty x mark = wallet + unrealized PnL
+    assert snap.cash_usd == pytest.approx(100_000.0 + 0.02 * 59_000.0)
     assert dict(snap.positions) == {"BTC/USDT": pytest.approx(-0.02)}
-    assert snap.prices["BTC/USDT"] == pytest.approx(BTC, rel=1e-3)
+    mark = snap.prices["BTC/USDT"]
+    assert mark == pytest.approx(BTC, rel=1e-3)
+    equity = snap.cash_usd - 0.02 * mark
+    assert equity == pytest.approx(100_000.0 - 0.02 * (mark - 59_000.0))
 
 
 # --- keys -------------------------------------------------------------------------------------

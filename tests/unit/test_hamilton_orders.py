@@ -90,7 +90,9 @@ def test_reconcile_makes_the_exchange_the_truth_and_meters_drift(tmp_path: Path)
         clock_offset_ms=-12,
         prices={"ETH/USDT": 3_000.0},
     )
-    assert engine.reconcile_now(snapshot)
+    seq = engine.quiet_order_seq()
+    assert seq is not None
+    assert engine.reconcile_now(snapshot, seq=seq)
     assert engine.state.cash_usd == 70_000.0
     assert engine.state.position_qty("BTC/USDT") == pytest.approx(0.4)
     assert engine.state.positions["BTC/USDT"].avg_entry_price == 60_000.0  # same side: kept
@@ -103,10 +105,29 @@ def test_reconcile_makes_the_exchange_the_truth_and_meters_drift(tmp_path: Path)
 
 def test_reconcile_deferred_while_an_order_is_in_flight(tmp_path: Path) -> None:
     engine = _engine(tmp_path)
+    seq = engine.quiet_order_seq()
+    assert seq is not None
     engine._submit(OrderRequest("ham-1", "BTC/USDT", 0.1, 60_000.0, 1.0, 4.0, NOW))
+    assert engine.quiet_order_seq() is None  # no read while an order is in flight
     snapshot = ExchangeSnapshot(1.0, {}, {}, NOW)
-    assert not engine.reconcile_now(snapshot)
+    assert not engine.reconcile_now(snapshot, seq=seq)
     assert _value(engine, "hamilton_reconciles_total", result="deferred") == 1.0
+
+
+def test_snapshot_read_before_fills_is_discarded_not_applied(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    seq = engine.quiet_order_seq()
+    assert seq is not None
+    stale = ExchangeSnapshot(100_000.0, {}, {}, NOW)  # read before the order below filled
+    engine._submit(OrderRequest("ham-2", "BTC/USDT", 0.1, 60_000.0, 1.0, 4.0, NOW))
+    broker = engine.broker
+    assert isinstance(broker, PaperBroker)
+    broker.on_bar_open("BTC/USDT", 60_000.0, NOW)
+    engine.apply_reports(broker.drain())  # the fill: the state holds 0.1 BTC
+    engine.offer_snapshot(stale, seq)
+    engine._apply_pending_snapshot(NOW)
+    assert engine.state.position_qty("BTC/USDT") == pytest.approx(0.1)  # not overwritten
+    assert engine.pending_snapshot is None  # discarded, not retried later
 
 
 def test_fresh_start_reconcile_resets_the_day_equity() -> None:
