@@ -13,6 +13,7 @@ deadlock -> :class:`VersionConflictError` (retryable, after ``attempts`` tries),
 """
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,6 +62,22 @@ def parse_dsn(dsn: str) -> URL:
     )
 
 
+def _enable_wal(cursor: Any) -> None:
+    """WAL mode (persistent in the file). Switching a fresh file's journal mode needs an
+    exclusive lock and SQLite does not run the busy handler for it, so connections racing on a
+    new database see "database is locked" at once: retry within the busy timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _sqlite_engine(url: URL) -> Engine:
     assert url.database is not None  # noqa: S101 - parse_dsn refused database-less URLs
     Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -72,7 +89,7 @@ def _sqlite_engine(url: URL) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
