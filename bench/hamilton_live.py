@@ -967,15 +967,6 @@ class Soak:
         seq = engine.quiet_order_seq()  # as the service: no read while orders are in flight
         if seq is None:
             return
-        if not overlap:
-            try:
-                snapshot = broker.snapshot(engine.symbols)
-            except Exception:  # noqa: BLE001 - counted, the next interval tries again
-                self.reconcile_reads_failed += 1
-                return
-            if snapshot is not None:
-                engine.offer_snapshot(snapshot, seq)
-            return
 
         def read() -> None:
             try:
@@ -985,6 +976,10 @@ class Soak:
                 return
             if snapshot is not None:
                 engine.offer_snapshot(snapshot, seq)
+
+        if not overlap:
+            read()
+            return
 
         self._reader = threading.Thread(target=read, name="bench-reconcile", daemon=True)
         self._reader.start()
