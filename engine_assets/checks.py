@@ -51,7 +51,7 @@ def _sample_bars(
     store = ParquetStore(Path(config.data.store_path))
     timeframe = config.engine.timeframes[0]
     start = as_of - timedelta(days=config.data.history_days)
-    return symbol, store.read(symbol, timeframe, start=start, end=as_of)
+    return symbol, store.read_clean(symbol, timeframe, start=start, end=as_of).frame
 
 
 @dg.asset_check(

@@ -36,6 +36,7 @@ from hamilton_exec.send_journal import SendJournal
 from hamilton_exec.sensors import ReleaseSensor, export_training_metrics, warm_start
 from hamilton_exec.service import HamiltonService, load_state
 from hamilton_exec.settings import HamiltonSettings
+from hamilton_exec.stream_feed import StreamingFeed
 from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
 from trading_core.errors import CoinEngineError
@@ -273,6 +274,26 @@ def _feed(
             speed=settings.replay.speed,
             extra_symbols=(engine.btc_symbol,),
         )
+    now = clock.now if clock is not None else (lambda: datetime.now(UTC))
+    market_data = config.hamilton.market_data
+    if market_data.feed == "stream" and config.data.source == "ccxt":
+        return StreamingFeed(
+            build_ccxt_client(config.data.exchange, market_types=("spot",), streaming=True),
+            source,
+            engine.symbols,
+            settings.timeframe,
+            history_bars=settings.history_bars,
+            settings=market_data,
+            clock=now,
+            metrics=engine.metrics.market,
+            on_error=lambda stream, exc: engine.metrics.count_error("market_data", exc),
+        )
+    if market_data.feed == "stream":
+        _log().info(
+            "feed_polling",
+            reason=f"hamilton.market_data.feed: stream needs data.source: ccxt (a venue); "
+            f"data.source is {config.data.source!r}, so its candles are polled",
+        )
     return PollingFeed(
         source,
         engine.symbols,
@@ -280,6 +301,6 @@ def _feed(
         history_bars=settings.history_bars,
         poll_interval_s=settings.market_poll_interval_s,
         grace_s=3 * settings.market_poll_interval_s,
-        clock=clock.now if clock is not None else (lambda: datetime.now(UTC)),
+        clock=now,
         on_error=lambda symbol, exc: engine.metrics.count_error("market_data", exc),
     )

@@ -35,7 +35,7 @@ from trading_core.consensus import (
     consensus_expected_return_bps,
 )
 from trading_core.consensus import engine_votes as vote_records
-from trading_core.costs import BookTop, CostParams, resolve_spread_bps_array
+from trading_core.costs import BookTop, CostParams
 from trading_core.decision import (
     BarInputs,
     Decision,
@@ -331,8 +331,9 @@ def _bar_inputs_rows(
     expected = np.nan_to_num(np.where(np.isfinite(forecasts), forecasts, expected))
     close = batch.column("close")
     atr = batch.column(ATR_PCT_COLUMN) * close
-    spread = resolve_spread_bps_array(context.cost_params, batch.column(SPREAD_COLUMN), n)
-    half_spread = np.nan_to_num(spread) / 2.0
+    # the raw candle estimate (NaN: unknown): decide_bar resolves the spread from it, the live
+    # book and the book's status with the one rule (costs.resolve_spread_bps)
+    candle_spread = batch.column(SPREAD_COLUMN)
     known = np.isfinite(atr) & np.isfinite(volatility_bps) & batch.warm
     atr, volatility_bps = np.nan_to_num(atr), np.nan_to_num(volatility_bps)
     bar_ms = timeframe_ms(context.decision_config.timeframe)
@@ -353,7 +354,7 @@ def _bar_inputs_rows(
                 atr=float(atr[i]),
                 volatility_bps=float(volatility_bps[i]),
                 bar_volume=float(volume[i]),
-                candle_spread_bps=2.0 * float(half_spread[i]),
+                candle_spread_bps=max(float(candle_spread[i]), 0.0),
                 data_valid=bool(known[i]) and not invalid,
                 invalid_reason=invalid or ("" if known[i] else "warming_up"),
                 edge_source="ml_brain" if math.isfinite(float(forecasts[i])) else "consensus",

@@ -14,7 +14,7 @@ tick on, for every coin at once.
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,13 @@ from hamilton_exec.event_store import EventSink
 from hamilton_exec.exchange_clock import ExchangeClock
 from hamilton_exec.forecast import ReleaseForests
 from hamilton_exec.ledger import TradeLedger
+from hamilton_exec.market_books import (
+    STALE_BOOK_REASON,
+    BookQuote,
+    book_age_s,
+    book_for_decision,
+    log_stale_book,
+)
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import ServedRelease
 from hamilton_exec.newest import NewestBarPreparer, NewestBars
@@ -55,7 +62,7 @@ from hamilton_exec.window import Candle, CoinWindow
 from trading_core.brain import decision_event_id
 from trading_core.config.models import EngineConfig
 from trading_core.consensus import ConsensusParams
-from trading_core.costs import CostParams
+from trading_core.costs import BookStatus, BookTop, CostParams
 from trading_core.decision import (
     BarInputs,
     ConsensusRow,
@@ -90,6 +97,8 @@ class Tick:
     open_ms: int
     candles: Mapping[str, Candle]
     now: datetime
+    # the live top of book per coin at the tick (None: the feed carries no books)
+    books: Mapping[str, BookQuote] | None = None
 
 
 @dataclass
@@ -263,7 +272,11 @@ class HamiltonEngine(OrderDesk):
         )
         gates = release.gates if release else self.base_gates
         metadata = self._metadata(release, tick)
-        invalid = [self._stale_reason(symbol, tick) for symbol in fresh]
+        books = [self._book(symbol, tick) for symbol in fresh]
+        invalid = [
+            self._stale_reason(symbol, tick) or _book_reason(status)
+            for symbol, (_, status) in zip(fresh, books, strict=True)
+        ]
         for i, symbol in enumerate(fresh):
             if release is not None and release.challengers(symbol.split("/")[0]):
                 # before the production decision: a pair starting now copies the coin's
@@ -281,8 +294,11 @@ class HamiltonEngine(OrderDesk):
             invalid_reasons=invalid,
             forests=self._forests_for(release),
         )
-        for bar in prepared:
+        for prepared_bar, (top, status) in zip(prepared, books, strict=True):
             started = time.perf_counter()
+            bar = prepared_bar
+            if status is not BookStatus.NO_FEED:
+                bar = replace(bar, inputs=replace(bar.inputs, book=top, book_status=status))
             outcome, self.state = decide_prepared(bar, self.state, self.context, metadata=metadata)
             self._record(outcome, tick, report)
             self._child(self.metrics.latency, "decision", "decide_coin").observe(
@@ -310,6 +326,18 @@ class HamiltonEngine(OrderDesk):
             ).as_newest()
         return self.preparer.prepare(windows, btc_window=self.btc_window, funding=self.funding)
 
+    def _book(self, symbol: str, tick: Tick) -> tuple[BookTop | None, BookStatus]:
+        """The coin's live book for this decision and its status (market_books docstring)."""
+        limit_s = self.config.hamilton.market_data.max_book_age_s
+        top, status = book_for_decision(tick.books, symbol, tick.now, limit_s)
+        if tick.books is not None:
+            age_s = book_age_s(tick.books, symbol, tick.now)
+            self._child(self.metrics.book_age, symbol).set(min(age_s, 1e9))
+            if status is not BookStatus.FRESH:
+                self._child(self.metrics.stale_market_data, "book").inc()
+                log_stale_book(symbol, status, age_s, limit_s)
+        return top, status
+
     def _stale_reason(self, symbol: str, tick: Tick) -> str:
         last = self.windows[symbol].last_open_ms
         if last is None:
@@ -326,6 +354,7 @@ class HamiltonEngine(OrderDesk):
         window = self.windows[symbol]
         reason = "no_data" if len(window) == 0 else "missing_bar"
         self._stale_reason(symbol, tick)
+        self._child(self.metrics.stale_market_data, "bar").inc()
         if len(window) == 0:
             return  # nothing known yet: no price to mark, the coin is not tradable
         bar = BarInputs(
@@ -374,11 +403,11 @@ class HamiltonEngine(OrderDesk):
         self._count(decision, event)
         regime = event.regime
         self._child(self.metrics.confidence, regime).observe(outcome.inputs.consensus.confidence)
-        self._child(self.metrics.spread, self.metrics.venue, decision.symbol).set(
-            decision.costs.spread_bps
-            if decision.costs.spread_bps == decision.costs.spread_bps
-            else 0.0
+        self.metrics.set_spread(
+            decision.symbol, decision.costs.spread_bps, decision.spread_origin.value
         )
+        if decision.spread_fallback:
+            self._child(self.metrics.spread_fallbacks, decision.spread_fallback).inc()
         if decision.action is Action.HOLD or self._shadow:
             return
         self.metrics.observe_costs(event.metadata.get("costs", {}))
@@ -477,6 +506,11 @@ class HamiltonEngine(OrderDesk):
             self.kill_reason = self.kill_reason or "config: risk.kill_switch"
         self.ledger = TradeLedger.from_dict(dict(data.get("ledger") or {}))
         self.shadow.restore(dict(data.get("shadow") or {}))
+
+
+def _book_reason(status: BookStatus) -> str:
+    """A coin whose streamed book is stale or missing takes no new orders on this bar."""
+    return STALE_BOOK_REASON if status in (BookStatus.STALE, BookStatus.MISSING) else ""
 
 
 def _no_models() -> Any:

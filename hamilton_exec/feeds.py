@@ -2,7 +2,10 @@
 
 * :class:`ReplayFeed` (demos, tests, benchmarks): the source's candles of ``[start, end)``,
   one tick per bar open time, ``speed`` market seconds per wall second (0: no waiting). Its clock is
-  the market's: a tick's ``now`` is the bar's close.
+  the market's: a tick's ``now`` is the bar's close. A coin whose candle file is corrupt is
+  skipped with a logged line (no history, no ticks); if every coin's is, the replay cannot start
+  (:class:`~trading_core.errors.CorruptDataFileError`). The ``extra_symbols`` (the BTC
+  reference) are optional: one the source does not have is left out, logged.
 * :class:`PollingFeed` (paper/shadow/live on a real venue): polls the source every
   ``market_poll_interval_s`` (ccxt's own rate limiter spaces the requests); a tick is emitted
   once every coin has the bar that just closed, or when ``grace_s`` has passed since its close
@@ -21,7 +24,13 @@ import polars as pl
 
 from hamilton_exec.engine import Tick, utc_ms
 from hamilton_exec.window import Candle, candles_of
-from trading_core.errors import CoinEngineError, RetryableError
+from trading_core.errors import (
+    CoinEngineError,
+    CorruptDataFileError,
+    DataSourceError,
+    RetryableError,
+)
+from trading_core.market.schema import empty_ohlcv
 from trading_core.market.source import MarketDataSource
 from trading_core.observability.logging import get_logger
 from trading_core.types import timeframe_ms
@@ -68,20 +77,53 @@ class ReplayFeed:
         self.start, self.end = start, end
         step = timedelta(milliseconds=timeframe_ms(timeframe))
         self.history_start = start - history_bars * step
-        wanted = sorted(set(symbols) | set(extra_symbols))
-        self.bars = {
-            s: source.fetch_ohlcv(s, timeframe, start=self.history_start, end=end) for s in wanted
-        }
+        self.bars = self._read_all(source, symbols, extra_symbols)
         self.funding_frames = {
-            s: source.funding_rates(s, start=self.history_start, end=end) for s in wanted
+            s: source.funding_rates(s, start=self.history_start, end=end) for s in self.bars
         }
         self._candles = {
             s: {c.open_ms: c for c in candles_of(b.filter(pl.col("timestamp") >= start))}
             for s, b in self.bars.items()
         }
 
+    def _read_all(
+        self, source: MarketDataSource, symbols: Sequence[str], extra: Sequence[str]
+    ) -> dict[str, pl.DataFrame]:
+        """Every coin's candles up front; corrupt files and a missing extra symbol skipped."""
+        bars: dict[str, pl.DataFrame] = {}
+        corrupt: list[CorruptDataFileError] = []
+        skipped: list[tuple[str, str, str]] = []
+        for s in sorted(set(symbols) | set(extra)):
+            try:
+                bars[s] = source.fetch_ohlcv(
+                    s, self.timeframe, start=self.history_start, end=self.end
+                )
+            except CorruptDataFileError as exc:
+                corrupt.append(exc)
+                skipped.append((s, "corrupt_file", str(exc)))
+            except DataSourceError as exc:
+                if s not in extra or s in symbols:
+                    raise
+                skipped.append((s, "optional_symbol_missing", str(exc)))
+        if corrupt and not set(symbols) & set(bars):
+            if len(corrupt) == 1:
+                raise corrupt[0]
+            raise CorruptDataFileError(
+                f"every coin's candle file is unreadable ({len(corrupt)} files; first: "
+                f"{corrupt[0]})",
+                path=corrupt[0].path,
+            )
+        for symbol, reason, error in skipped:
+            get_logger(__name__).warning(
+                "replay_symbol_skipped", symbol=symbol, reason=reason, error=error
+            )
+        return bars
+
     def history(self, symbol: str, *, before: datetime | None = None) -> pl.DataFrame:
+        """Bars before ``before`` (default: the first tick); empty for a skipped coin."""
         cutoff = before or self.start
+        if symbol not in self.bars:
+            return empty_ohlcv()
         return self.bars[symbol].filter(pl.col("timestamp") < cutoff)
 
     def known_symbols(self) -> frozenset[str]:
@@ -166,7 +208,7 @@ class PollingFeed:
         while True:
             for symbol in self.symbols:
                 if symbol not in found:
-                    candle = await asyncio.to_thread(self._fetch, symbol)
+                    candle = await asyncio.to_thread(self._fetch, symbol, self.next_open_ms)
                     if candle is not None:
                         found[symbol] = candle
             late = (self.clock() - close).total_seconds() >= self.grace_s
@@ -174,8 +216,10 @@ class PollingFeed:
                 return found
             await asyncio.sleep(self.poll_interval_s)
 
-    def _fetch(self, symbol: str) -> Candle | None:
-        start = utc_ms(self.next_open_ms)
+    def _fetch(self, symbol: str, open_ms: int) -> Candle | None:
+        """The closed bar of ``symbol`` opened at ``open_ms`` over REST (validated by the
+        source), or None when it is not there yet or was rejected (the error is reported)."""
+        start = utc_ms(open_ms)
         try:
             bars = self.source.fetch_ohlcv(
                 symbol,
@@ -191,7 +235,7 @@ class PollingFeed:
             if self.on_error:
                 self.on_error(symbol, exc)
             return None
-        candles = [c for c in candles_of(bars) if c.open_ms == self.next_open_ms]
+        candles = [c for c in candles_of(bars) if c.open_ms == open_ms]
         return candles[0] if candles else None
 
 

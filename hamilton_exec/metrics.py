@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from hamilton_exec.feed_metrics import FeedMetrics
 from hamilton_exec.models import REFUSAL_REASONS
 from trading_core.brain import ModelVersion
 from trading_core.engines import ENGINE_NAMES
@@ -87,10 +88,16 @@ class HamiltonMetrics:
         )
         self.spread = Gauge(
             names.COST_MODEL_SPREAD_BPS,
-            "Spread used by the cost model (bps)",
-            ["venue", "symbol"],
+            "Spread used by the cost model (bps) and where it came from (book|candles|static)",
+            ["venue", "symbol", "source"],
             registry=r,
         )
+        self._spread_source: dict[str, str] = {}
+        self.market = FeedMetrics(r)
+        # shortcuts the engine uses per coin per bar
+        self.spread_fallbacks = self.market.spread_fallbacks
+        self.book_age = self.market.book_age
+        self.stale_market_data = self.market.stale
         self.costs = Histogram(
             names.COST_BPS,
             "Round-trip cost components of decisions (bps)",
@@ -218,6 +225,16 @@ class HamiltonMetrics:
             self.release_info.labels(str(previous_id)).set(0.0)
         self.release_info.labels(str(release_id)).set(1.0)
         self.release_age.set(age_s)
+
+    def set_spread(self, symbol: str, spread_bps: float, source: str) -> None:
+        """The spread the cost model used for ``symbol`` and its source; a symbol reports one
+        source at a time (the series of its previous source is removed)."""
+        previous = self._spread_source.get(symbol)
+        if previous is not None and previous != source:
+            self.spread.remove(self.venue, symbol, previous)
+        self._spread_source[symbol] = source
+        value = spread_bps if math.isfinite(spread_bps) else 0.0
+        self.spread.labels(self.venue, symbol, source).set(value)
 
     def observe_costs(self, components: Mapping[str, float]) -> None:
         for component in COST_COMPONENTS:

@@ -30,7 +30,15 @@ import numpy.typing as npt
 
 from trading_core.config.models import EngineConfig
 from trading_core.consensus import ConsensusResult
-from trading_core.costs import BookTop, CostBreakdown, CostParams, resolve_spread_bps
+from trading_core.costs import (
+    BookStatus,
+    BookTop,
+    CostBreakdown,
+    CostParams,
+    SpreadChoice,
+    SpreadOrigin,
+    resolve_spread_bps,
+)
 from trading_core.costs.kernel import (
     N_COST_COMPONENTS,
     fill_price_and_fee,
@@ -111,6 +119,7 @@ class BarInputs:
     bar_volume: float
     candle_spread_bps: float | None = None
     book: BookTop | None = None
+    book_status: BookStatus = BookStatus.NO_FEED
     data_valid: bool = True
     invalid_reason: str = ""
     edge_source: str = "consensus"
@@ -201,6 +210,9 @@ class Decision:
     fill_fee_bps: float
     denial: DenialReason | None = None
     limited_by: DenialReason | None = None
+    # where the cost model's spread came from and why a fallback was taken ("" when none)
+    spread_origin: SpreadOrigin = SpreadOrigin.STATIC
+    spread_fallback: str = ""
 
     @property
     def costs_bps(self) -> float:
@@ -248,9 +260,15 @@ def decide_bar(
     with :meth:`RiskEnforcer.apply_fill` (e.g. from :func:`paper_fill`)."""
     state = _prepare_state(inputs, state, config)
     enforcer = RiskEnforcer(config.limits)
-    out = _run_core(inputs, state, config, enforcer)
+    spread = resolve_spread_bps(
+        config.costs,
+        book=inputs.book,
+        candle_spread_bps=inputs.candle_spread_bps,
+        book_status=inputs.book_status,
+    )
+    out = _run_core(inputs, state, config, enforcer, spread.spread_bps)
     position = state.positions.get(inputs.symbol)
-    decision = _decision(out, inputs, position.qty if position else 0.0)
+    decision = _decision(out, inputs, position.qty if position else 0.0, spread)
     if position is not None:
         held = replace(position, bars_held=int(out[D_BARS_HELD]))
         state = state.with_position(inputs.symbol, held)
@@ -260,11 +278,12 @@ def decide_bar(
 
 
 def _run_core(
-    inputs: BarInputs, state: RiskState, config: DecisionConfig, enforcer: RiskEnforcer
+    inputs: BarInputs,
+    state: RiskState,
+    config: DecisionConfig,
+    enforcer: RiskEnforcer,
+    spread_bps: float,
 ) -> npt.NDArray[np.float64]:
-    spread_bps, _ = resolve_spread_bps(
-        config.costs, book=inputs.book, candle_spread_bps=inputs.candle_spread_bps
-    )
     position = state.positions.get(inputs.symbol)
     out = np.zeros(N_DECISION, dtype=np.float64)
     decide_core(
@@ -297,7 +316,9 @@ def _run_core(
     return out
 
 
-def _decision(out: npt.NDArray[np.float64], inputs: BarInputs, position_qty: float) -> Decision:
+def _decision(
+    out: npt.NDArray[np.float64], inputs: BarInputs, position_qty: float, spread: SpreadChoice
+) -> Decision:
     order_qty = float(out[D_ORDER_QTY])
     action = Action.BUY if order_qty > 0 else Action.SELL if order_qty < 0 else Action.HOLD
     return Decision(
@@ -315,6 +336,8 @@ def _decision(out: npt.NDArray[np.float64], inputs: BarInputs, position_qty: flo
         fill_fee_bps=float(out[D_FEE_BPS]),
         denial=denial_from_code(int(out[D_DENIAL])),
         limited_by=denial_from_code(int(out[D_LIMITED_BY])),
+        spread_origin=spread.origin,
+        spread_fallback=spread.fallback_reason,
     )
 
 
@@ -350,6 +373,8 @@ def decision_event(
             "slippage_bps": decision.costs.slippage_bps,
             "funding_bps": decision.costs.funding_bps,
             "safety_bps": decision.costs.safety_bps,
+            "spread_source": decision.spread_origin.value,
+            "spread_fallback": decision.spread_fallback,
         },
         **(metadata or {}),
     }

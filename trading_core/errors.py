@@ -56,6 +56,15 @@ class DataSourceError(FatalError):
     """A data source cannot serve the request (unknown symbol, missing file, bad timeframe)."""
 
 
+class CorruptDataFileError(DataSourceError):
+    """A stored data file cannot be read (truncated, not parquet, wrong columns). The message is
+    one line naming the file and the fix; ``path`` is the file."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class StaleDataError(FatalError):
     """The newest closed bar is older than allowed: no trading on it."""
 

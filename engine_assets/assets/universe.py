@@ -14,8 +14,15 @@ from engine_assets.partitions import (
     single_run_backfill,
 )
 from engine_assets.resources import BrainLibraryResource, EngineConfigResource, MarketDataResource
+from trading_core.market.parquet_store import universe_snapshot_with_quality
+from trading_core.market.quality import DataQuality
 from trading_core.market.ranking import liquidity_ranking as rank_universe
-from trading_core.market.universe_store import load_universe_snapshot, save_universe_snapshot
+from trading_core.market.universe_store import (
+    load_snapshot_quality,
+    load_universe_snapshot,
+    save_snapshot_quality,
+    save_universe_snapshot,
+)
 
 
 def partition_end(partition_key: str) -> datetime:
@@ -40,14 +47,16 @@ def coin_universe(
     metadata: dict[str, Any] = {}
     for key in partition_days(context):
         as_of = partition_end(key)
-        snapshot = source.universe_snapshot(as_of)
+        snapshot, quality = universe_snapshot_with_quality(source, as_of)
         save_universe_snapshot(root, as_of.date() - timedelta(days=1), snapshot)
+        save_snapshot_quality(root, as_of.date() - timedelta(days=1), quality)
         median = float(snapshot.select(pl.col("daily_volume_usd").median()).item() or 0.0)
         context.log.info(f"universe snapshot as of {as_of.isoformat()}: {snapshot.height} pairs")
         metadata = {
             "pairs": snapshot.height,
             "as_of": as_of.isoformat(),
             "median_daily_volume_usd": median,
+            **_quality_metadata(quality),
         }
     return dg.MaterializeResult(metadata={**metadata, "days": len(partition_days(context))})
 
@@ -73,7 +82,10 @@ def liquidity_ranking(
     for key in partition_days(context):
         day = partition_end(key).date() - timedelta(days=1)
         snapshot = load_universe_snapshot(market.store().root, day)
-        ranking = rank_universe(snapshot, config.coin_selection, quote=config.engine.quote)
+        quality = load_snapshot_quality(market.store().root, day)
+        ranking = rank_universe(
+            snapshot, config.coin_selection, quote=config.engine.quote, quality=quality
+        )
         brain.open().save_ranking(day, ranking.ranked, selected_top=config.engine.active_coins)
         coins = [s.split("/")[0] for s in ranking.ranked["symbol"].to_list()]
         fresh = [
@@ -93,5 +105,15 @@ def liquidity_ranking(
             "removed_by_filter": dg.MetadataValue.json(dict(ranking.removed_by_filter)),
             "top_coins": dg.MetadataValue.md(ranking.to_markdown(25)),
             "new_coin_partitions": len(new_coins),
+            **_quality_metadata(quality),
         }
     )
+
+
+def _quality_metadata(quality: DataQuality) -> dict[str, Any]:
+    """Candles rejected per reason and corrupt files skipped by the snapshot's reads."""
+    return {
+        "rejected_candles": dg.MetadataValue.json(dict(quality.rejected_candles)),
+        "rejected_candles_total": sum(quality.rejected_candles.values()),
+        "corrupt_files_skipped": dg.MetadataValue.json(list(quality.corrupt_files)),
+    }

@@ -52,9 +52,9 @@ def _standin_registry() -> CollectorRegistry:
         registry=registry,
         buckets=(0.2, 0.4, 0.6, 0.8, 1.0),
     ).labels("TREND").observe(0.7)
-    Gauge(m.COST_MODEL_SPREAD_BPS, "spread", ["venue", "symbol"], registry=registry).labels(
-        "binance", "BTCUSDT"
-    ).set(1.2)
+    Gauge(
+        m.COST_MODEL_SPREAD_BPS, "spread", ["venue", "symbol", "source"], registry=registry
+    ).labels("binance", "BTCUSDT", "book").set(1.2)
     Gauge(
         m.TRAINING_JOB_DURATION_SECONDS, "duration", ["coin", "regime"], registry=registry
     ).labels("BTC", "TREND").set(42.0)

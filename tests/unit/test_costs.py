@@ -6,6 +6,7 @@ import pytest
 
 from trading_core.config.models import CostModelSection, VenueFees
 from trading_core.costs import (
+    BookStatus,
     BookTop,
     CostBreakdown,
     CostInputs,
@@ -135,24 +136,35 @@ def test_nan_expected_edge_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(
-    ("source", "book", "candle", "expected_bps", "origin"),
+    ("source", "book", "candle", "status", "expected_bps", "origin", "reason"),
     [
-        ("websocket", BookTop(99.99, 100.01), 7.0, 2.0, SpreadOrigin.BOOK),
-        ("api", None, 7.0, 2.0, SpreadOrigin.STATIC),
-        ("websocket", None, None, 2.0, SpreadOrigin.STATIC),
-        ("candles", BookTop(99.0, 101.0), 7.0, 7.0, SpreadOrigin.CANDLES),
-        ("candles", None, math.nan, 2.0, SpreadOrigin.STATIC),
-        ("static", BookTop(99.0, 101.0), 7.0, 2.0, SpreadOrigin.STATIC),
+        ("websocket", BookTop(99.99, 100.01), 7.0, BookStatus.FRESH, 2.0, SpreadOrigin.BOOK, ""),
+        ("api", None, 7.0, BookStatus.NO_FEED, 2.0, SpreadOrigin.STATIC, "no_book_feed"),
+        ("websocket", None, None, BookStatus.NO_FEED, 2.0, SpreadOrigin.STATIC, "no_book_feed"),
+        ("websocket", None, 7.0, BookStatus.STALE, 7.0, SpreadOrigin.CANDLES, "book_stale"),
+        ("websocket", None, 7.0, BookStatus.MISSING, 7.0, SpreadOrigin.CANDLES, "book_missing"),
+        ("websocket", None, math.nan, BookStatus.STALE, 2.0, SpreadOrigin.STATIC, "book_stale"),
+        ("candles", BookTop(99.0, 101.0), 7.0, BookStatus.FRESH, 7.0, SpreadOrigin.CANDLES, ""),
+        ("candles", None, math.nan, BookStatus.NO_FEED, 2.0, SpreadOrigin.STATIC,
+         "candle_estimate_unknown"),
+        ("static", BookTop(99.0, 101.0), 7.0, BookStatus.FRESH, 2.0, SpreadOrigin.STATIC, ""),
     ],
-)
-def test_spread_source_fallback_order(
-    source: str, book: BookTop | None, candle: float | None, expected_bps: float, origin: str
+)  # fmt: skip
+def test_spread_source_fallback_order_names_the_reason(
+    source: str,
+    book: BookTop | None,
+    candle: float | None,
+    status: BookStatus,
+    expected_bps: float,
+    origin: str,
+    reason: str,
 ) -> None:
-    spread, used = resolve_spread_bps(
-        _params(spread_source=source), book=book, candle_spread_bps=candle
+    choice = resolve_spread_bps(
+        _params(spread_source=source), book=book, candle_spread_bps=candle, book_status=status
     )
-    assert spread == pytest.approx(expected_bps, rel=1e-3)
-    assert used == origin
+    assert choice.spread_bps == pytest.approx(expected_bps, rel=1e-3)
+    assert choice.origin == origin
+    assert choice.fallback_reason == reason
 
 
 def test_spread_array_uses_candles_where_finite_else_static() -> None:

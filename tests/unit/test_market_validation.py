@@ -22,6 +22,7 @@ from trading_core.errors import DataValidationError
 from trading_core.market.schema import OHLCV_SCHEMA
 from trading_core.market.validation import (
     MAX_LISTED_ROWS,
+    REPAIR_EXACT_DUPLICATE,
     Gap,
     ValidatedBars,
     find_gaps,
@@ -86,8 +87,8 @@ def test_exact_duplicates_dropped_and_logged() -> None:
         result = _validate(frame)
     assert result.duplicates_dropped == 2
     assert result.frame.height == 5
-    event = next(e for e in logs if e["event"] == "ohlcv_duplicates_dropped")
-    assert event["count"] == 2 and "exact duplicate" in event["reason"]
+    event = next(e for e in logs if e.get("reason") == REPAIR_EXACT_DUPLICATE)
+    assert event["event"] == "ohlcv_candles_repaired" and event["count"] == 2
 
 
 def test_open_last_candle_dropped_and_logged() -> None:

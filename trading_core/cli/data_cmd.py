@@ -20,9 +20,13 @@ from rich.progress import (
 from trading_core.cli.app import config_of
 from trading_core.market.ccxt_source import CcxtSource
 from trading_core.market.fetch import FetchSummary, fetch_to_store
-from trading_core.market.parquet_store import ParquetStore
+from trading_core.market.parquet_store import (
+    ParquetSource,
+    ParquetStore,
+    universe_snapshot_with_quality,
+)
 from trading_core.market.ranking import liquidity_ranking
-from trading_core.market.source import make_source
+from trading_core.market.source import MarketDataSource, make_source
 from trading_core.market.synthetic import SyntheticMarket
 from trading_core.types import TIMEFRAMES
 
@@ -95,15 +99,54 @@ def fetch(
 def rank(
     ctx: typer.Context,
     top: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Rank the universe as it was at this UTC date or datetime (e.g. 2021-07-01 or "
+            "2021-07-01T12:00); default: the close of the newest candle in the store (parquet), "
+            "the end of the synthetic market, or now (ccxt).",
+        ),
+    ] = None,
 ) -> None:
     """Liquidity ranking of the configured source's universe (filters of coin_selection)."""
+    moment = _as_of_option(as_of) if as_of is not None else None
     config = config_of(ctx)
     source = make_source(config)
-    as_of = source.end if isinstance(source, SyntheticMarket) else datetime.now(UTC)
+    snapshot, quality = universe_snapshot_with_quality(source, moment or default_as_of(source))
     ranking = liquidity_ranking(
-        source.universe_snapshot(as_of), config.coin_selection, quote=config.engine.quote
+        snapshot, config.coin_selection, quote=config.engine.quote, quality=quality
     )
     console.print(Markdown(ranking.to_markdown(top)))
+
+
+def default_as_of(source: MarketDataSource) -> datetime:
+    """The instant ``data rank`` ranks at without ``--as-of``: the close of the newest stored
+    candle for a parquet store (so a historical store ranks on its own last week, not on a
+    'now' where no candle exists and every spread is unknown), the synthetic market's end, or
+    now for a live venue."""
+    if isinstance(source, SyntheticMarket):
+        return source.end
+    if isinstance(source, ParquetSource):
+        newest = source.newest_close()
+        if newest is not None:
+            return newest
+    return datetime.now(UTC)
+
+
+def _as_of_option(text: str) -> datetime:
+    """``--as-of``: a UTC date or datetime; anything else is one line and exit code 2."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        typer.secho(
+            f"error: --as-of {text!r} is not a UTC date or datetime; allowed: YYYY-MM-DD or "
+            "YYYY-MM-DDTHH:MM[:SS][+00:00], e.g. 2021-07-01",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _print_summary(summary: FetchSummary, store: ParquetStore) -> None:

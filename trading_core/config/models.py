@@ -472,6 +472,33 @@ class OrdersSection(Strict):
     workers: PosInt = 8  # threads sending orders off the tick path
 
 
+class MarketDataFeedSection(Strict):
+    """How Hamilton receives closed bars and books from a venue (``data.source: ccxt``).
+
+    ``stream``: ccxt.pro websockets (closed candles and the top of book of every active coin
+    on shared connections; REST fills the bars a reconnect or a lost message left out);
+    ``polling``: REST requests every ``hamilton.market_poll_interval_s`` (the fallback; no books,
+    so the cost model uses the historical spread rule)."""
+
+    feed: Literal["stream", "polling"] = "stream"
+    book: Literal["bookTicker", "depth"] = "bookTicker"  # depth: diff-depth books (heavier)
+    max_book_age_s: PosFloat = 10.0  # an older book: no new orders for the coin (stale_book)
+    bar_grace_s: PosFloat = 15.0  # a tick waits this long after the close for late bars
+    rest_fill_after_s: PosFloat = 2.0  # bars still missing this long after the close: REST
+    heartbeat_timeout_s: PosFloat = 30.0  # no message this long on a stream: reconnect it
+    reconnect_backoff_s: PosFloat = 0.5  # first wait before reconnecting, doubled per failure
+    reconnect_backoff_max_s: PosFloat = 30.0
+
+    @model_validator(mode="after")
+    def _grace_after_fill(self) -> "MarketDataFeedSection":
+        if self.rest_fill_after_s >= self.bar_grace_s:
+            raise ValueError(
+                f"rest_fill_after_s={self.rest_fill_after_s} must be below bar_grace_s="
+                f"{self.bar_grace_s}: missing bars are fetched before the tick gives up on them"
+            )
+        return self
+
+
 class HamiltonSection(Strict):
     mode: Literal["paper", "shadow", "live"] = "paper"
     release_poll_interval_s: PosFloat = 30.0
@@ -486,6 +513,7 @@ class HamiltonSection(Strict):
     reconcile_interval_s: PosFloat = 300.0
     flush_timeout_s: PosFloat = 5.0  # an event flush slower than this spools instead
     orders: OrdersSection = OrdersSection()
+    market_data: MarketDataFeedSection = MarketDataFeedSection()
 
 
 # --- the whole config -------------------------------------------------------------------------

@@ -178,27 +178,72 @@ class CostBreakdown:
         return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
-def resolve_spread_bps(
+class BookStatus(StrEnum):
+    """What the live feed says about a coin's order book at decision time.
+
+    ``NO_FEED``: the market data carries no books at all (a replay, the polling feed, a
+    backtest): the historical rule applies, the same as the backtest's. ``FRESH``: a book newer
+    than the staleness limit is attached. ``STALE`` / ``MISSING``: the feed streams books but
+    this coin's is too old or has never arrived."""
+
+    NO_FEED = "no_feed"
+    FRESH = "fresh"
+    STALE = "stale"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class SpreadChoice:
+    """The full spread one decision uses, where it came from, and why a fallback was taken
+    (empty when the configured source was used)."""
+
+    spread_bps: float
+    origin: SpreadOrigin
+    fallback_reason: str = ""
+
+
+def resolve_spread_bps(  # noqa: PLR0911 - one return per documented case
     params: CostParams,
     *,
     book: BookTop | None = None,
     candle_spread_bps: float | None = None,
-) -> tuple[float, SpreadOrigin]:
-    """The full spread to use and where it came from.
+    book_status: BookStatus = BookStatus.NO_FEED,
+) -> SpreadChoice:
+    """The full spread to use, where it came from and why a fallback was taken.
 
-    ``websocket``/``api`` use the live book, else the static value; ``candles`` uses the candle
-    estimate where known, else the static value; ``static`` always the static value. Candle
-    estimates are used only when chosen: at short bars they are biased upward by intrabar
-    volatility (Corwin and Schultz 2012, sec. III), so they never stand in silently for a book.
+    ``websocket``/``api``: the live book when one is attached. When the feed streams books but
+    this coin's is stale or missing, the candle estimate stands in (else the static value) with
+    the reason ``book_stale``/``book_missing``; a feed without books (history) uses the static
+    value, as the backtest does, with the reason ``no_book_feed``. ``candles``: the candle
+    estimate where known, else the static value (``candle_estimate_unknown``). ``static``: the
+    static value. At short bars candle estimates are biased upward by intrabar volatility
+    (Corwin and Schultz 2012, sec. III): they stand in for a book only with a reason.
     """
-    if params.spread_source in ("websocket", "api") and book is not None:
-        return book.spread_bps, SpreadOrigin.BOOK
-    if params.spread_source == "candles" and candle_spread_bps is not None:
-        if candle_spread_bps < 0.0:
-            raise ValueError(f"candle_spread_bps={candle_spread_bps!r} must be >= 0")
-        if math.isfinite(candle_spread_bps):
-            return candle_spread_bps, SpreadOrigin.CANDLES
-    return params.static_spread_bps, SpreadOrigin.STATIC
+    candle = _finite_candle_bps(candle_spread_bps)
+    if params.spread_source in ("websocket", "api"):
+        if book is not None:
+            return SpreadChoice(book.spread_bps, SpreadOrigin.BOOK)
+        if book_status in (BookStatus.STALE, BookStatus.MISSING):
+            reason = f"book_{book_status.value}"
+            if candle is not None:
+                return SpreadChoice(candle, SpreadOrigin.CANDLES, reason)
+            return SpreadChoice(params.static_spread_bps, SpreadOrigin.STATIC, reason)
+        return SpreadChoice(params.static_spread_bps, SpreadOrigin.STATIC, "no_book_feed")
+    if params.spread_source == "candles":
+        if candle is not None:
+            return SpreadChoice(candle, SpreadOrigin.CANDLES)
+        return SpreadChoice(
+            params.static_spread_bps, SpreadOrigin.STATIC, "candle_estimate_unknown"
+        )
+    return SpreadChoice(params.static_spread_bps, SpreadOrigin.STATIC)
+
+
+def _finite_candle_bps(candle_spread_bps: float | None) -> float | None:
+    if candle_spread_bps is None:
+        return None
+    if candle_spread_bps < 0.0:
+        raise ValueError(f"candle_spread_bps={candle_spread_bps!r} must be >= 0")
+    return candle_spread_bps if math.isfinite(candle_spread_bps) else None
 
 
 def resolve_spread_bps_array(

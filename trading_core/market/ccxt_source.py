@@ -13,6 +13,7 @@ once, with no retry.
 API keys come from :class:`~trading_core.config.models.ExchangeSection` and are never logged.
 """
 
+import importlib
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +35,7 @@ from trading_core.market.schema import (
     universe_frame,
 )
 from trading_core.market.source import require_utc_window
-from trading_core.market.validation import validate_ohlcv
+from trading_core.market.validation import clean_ohlcv
 from trading_core.observability.logging import get_logger
 from trading_core.types import timeframe_ms
 
@@ -52,17 +53,25 @@ T = TypeVar("T")
 
 
 def build_ccxt_client(
-    exchange: ExchangeSection, *, market_types: Sequence[str] = ("spot", "linear")
+    exchange: ExchangeSection,
+    *,
+    market_types: Sequence[str] = ("spot", "linear"),
+    streaming: bool = False,
 ) -> Any:
-    """A sync ccxt exchange object for ``exchange.name`` with the rate limiter on.
+    """A ccxt exchange object for ``exchange.name`` with the rate limiter on: the sync REST
+    client, or with ``streaming`` the asyncio ccxt.pro client (websockets and async REST).
 
     ``market_types`` limits what ``load_markets`` asks for (Binance: spot and USD-M perps, the
     latter for funding rates). Currencies and margin pairs are not fetched: market data does
     not need them and on Binance they are signed, private calls."""
-    factory = getattr(ccxt, exchange.name, None)
-    if factory is None or exchange.name not in ccxt.exchanges:
+    family: Any = ccxt
+    if streaming:  # ccxt.pro (websockets) is imported only where a streaming feed runs
+        family = importlib.import_module("ccxt.pro")
+    factory = getattr(family, exchange.name, None)
+    if factory is None or exchange.name not in family.exchanges:
+        kind = "ccxt.pro (websocket)" if streaming else "ccxt"
         raise DataSourceError(
-            f"exchange {exchange.name!r} is not a ccxt exchange id (e.g. 'binance')"
+            f"exchange {exchange.name!r} is not a {kind} exchange id (e.g. 'binance')"
         )
     params: dict[str, Any] = {
         "enableRateLimit": True,
@@ -88,16 +97,35 @@ def build_ccxt_client(
 
 def point_at(client: Any, base_url: str) -> None:
     """Rewrite every REST URL of ``client`` to ``base_url`` (keeping each path), e.g. the local
-    exchange simulator: ``https://fapi.binance.com/fapi/v1`` -> ``http://127.0.0.1:8765/fapi/v1``."""
+    exchange simulator: ``https://fapi.binance.com/fapi/v1`` -> ``http://127.0.0.1:8765/fapi/v1``.
+
+    A ccxt.pro client's websocket URLs (``urls['api']['ws']``) go to the same origin as
+    ``ws://``, a stream host's name becoming the first path segment, the simulator's layout:
+    ``wss://stream.binance.com:9443/ws`` -> ``ws://127.0.0.1:8765/stream/ws``,
+    ``wss://fstream.binance.com/ws`` -> ``ws://127.0.0.1:8765/fstream/ws``,
+    ``wss://ws-api.binance.com:443/ws-api/v3`` -> ``ws://127.0.0.1:8765/ws-api/v3``."""
     origin = base_url.rstrip("/")
     if not re.match(r"^https?://[^/]+$", origin):
         raise DataSourceError(
             f"data.exchange.base_url {base_url!r} must be an origin like http://127.0.0.1:8765"
         )
+    ws_origin = re.sub(r"^http", "ws", origin)
+
+    def ws_url(url: Any) -> Any:
+        if isinstance(url, dict):
+            return {key: ws_url(value) for key, value in url.items()}
+        found = re.match(r"^wss?://([^/.:]+)[^/]*(/.*)?$", url) if isinstance(url, str) else None
+        if found is None:
+            return url
+        label, path = found.group(1), found.group(2) or ""
+        return ws_origin + (f"/{label}" if label.endswith("stream") else "") + path
+
     client.urls["api"] = {
         key: re.sub(r"^https?://[^/]+", origin, url) if isinstance(url, str) else url
         for key, url in client.urls["api"].items()
     }
+    if isinstance(client.urls["api"].get("ws"), dict):
+        client.urls["api"]["ws"] = ws_url(client.urls["api"]["ws"])
     by_url = getattr(client, "get_exceptions_by_url", None)
     if callable(by_url):
         # ccxt's binance picks its per-market error table (USD-M's -2019 margin, -2022
@@ -157,7 +185,8 @@ class CcxtSource:
     def fetch_ohlcv(
         self, symbol: str, timeframe: str, *, start: datetime, end: datetime
     ) -> pl.DataFrame:
-        """Paginated ``since``/``limit`` requests until ``end``; de-duplicated and validated."""
+        """Paginated ``since``/``limit`` requests until ``end``, through
+        :func:`~trading_core.market.validation.clean_ohlcv` (bad candles dropped and logged)."""
         require_utc_window(start, end)
         split_symbol(symbol)
         step_ms = timeframe_ms(timeframe)
@@ -187,7 +216,7 @@ class CcxtSource:
             [r[:6] for r in rows], schema=_RAW_OHLCV_SCHEMA, orient="row", strict=False
         )
         window = raw.filter(pl.col("timestamp").is_between(start_ms, end_ms, closed="left"))
-        return validate_ohlcv(window, symbol=symbol, timeframe=timeframe, now=self._clock()).frame
+        return clean_ohlcv(window, symbol=symbol, timeframe=timeframe, now=self._clock()).frame
 
     def universe_snapshot(
         self, as_of: datetime, *, symbols: Sequence[str] | None = None

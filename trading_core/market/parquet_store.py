@@ -4,20 +4,27 @@ Layout (the one of ``shared/data/real/ohlcv``): one file per symbol and timefram
 ``{BASE}_{QUOTE}-{TIMEFRAME}.parquet``, columns of :data:`~trading_core.market.schema.OHLCV_SCHEMA`,
 sorted by open time, one row per timestamp. Funding rates, where present, live beside them as
 ``{BASE}_{QUOTE}-8h-funding_rate.parquet`` (timestamp, funding_rate). Writes are atomic: a temp
-file in the same folder, then ``os.replace``.
+file in the same folder, then ``os.replace``, and strictly validated
+(:func:`~trading_core.market.validation.validate_ohlcv`). Consumers read through
+:meth:`ParquetStore.read_clean` (:func:`~trading_core.market.validation.clean_ohlcv`: bad rows
+dropped and counted by reason). A file that cannot be read at all is a
+:class:`~trading_core.errors.CorruptDataFileError` naming it.
 """
 
 import math
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 import polars as pl
 
-from trading_core.errors import DataSourceError
+from trading_core.errors import CorruptDataFileError, DataSourceError
+from trading_core.market.quality import DataQuality, sum_counts
 from trading_core.market.schema import (
     FUNDING_SCHEMA,
     OHLCV_SCHEMA,
@@ -26,21 +33,43 @@ from trading_core.market.schema import (
     split_symbol,
     universe_frame,
 )
-from trading_core.market.source import require_utc_window
+from trading_core.market.source import MarketDataSource, require_utc_window
 from trading_core.market.spread import corwin_schultz_window_bps, edge_spread_bps
-from trading_core.market.validation import validate_ohlcv
+from trading_core.market.validation import CleanBars, clean_ohlcv, validate_ohlcv
 from trading_core.observability.logging import get_logger
-from trading_core.types import TIMEFRAMES
+from trading_core.types import TIMEFRAMES, timeframe_ms
 
 _FILE_RE: Final = re.compile(
     r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)-(?P<tf>\w+)\.parquet$"
 )
 SPREAD_WINDOW: Final = timedelta(days=7)
+READ_ERRORS: Final = (pl.exceptions.PolarsError, OSError)
+_T = TypeVar("_T")
 
 
 def _log() -> Any:
     """This module's logger, resolved per call: configure_logging() may run after import."""
     return get_logger(__name__)
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Turn a polars/OS read failure of ``path`` into one line naming the file and the fix."""
+    try:
+        yield
+    except READ_ERRORS as exc:
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CorruptDataFileError(
+            f"cannot read {path}: {cause}; the file is corrupt or not an OHLCV parquet file: "
+            "delete it (or restore it from a backup) and fetch it again with "
+            "'coin-engine data fetch'",
+            path=str(path),
+        ) from exc
+
+
+def _read(path: Path, collect: Callable[[], _T]) -> _T:
+    with _reading(path):
+        return collect()
 
 
 class ParquetStore:
@@ -92,7 +121,22 @@ class ParquetStore:
             lazy = lazy.filter(pl.col("timestamp") >= start)
         if end is not None:
             lazy = lazy.filter(pl.col("timestamp") < end)
-        return lazy.collect().cast(pl.Schema(OHLCV_SCHEMA))
+        return _read(path, lambda: lazy.collect().cast(pl.Schema(OHLCV_SCHEMA)))
+
+    def read_clean(
+        self,
+        symbol: str,
+        timeframe: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> CleanBars:
+        """:meth:`read` through :func:`~trading_core.market.validation.clean_ohlcv`: the usable
+        candles, with the rows dropped and repaired counted by reason (the path every consumer
+        reads by). ``now`` (default: the wall clock) decides whether the last candle is open."""
+        bars = self.read(symbol, timeframe, start, end)
+        return clean_ohlcv(bars, symbol=symbol, timeframe=timeframe, now=now)
 
     def last_timestamp(self, symbol: str, timeframe: str) -> datetime | None:
         """Open time of the newest stored candle, or None when nothing is stored."""
@@ -105,9 +149,8 @@ class ParquetStore:
         if not path.is_file():
             return None
         ts = pl.col("timestamp")
-        first, last = (
-            pl.scan_parquet(path).select(ts.min(), ts.max().alias("last")).collect().row(0)
-        )
+        lazy = pl.scan_parquet(path).select(ts.min(), ts.max().alias("last"))
+        first, last = _read(path, lambda: lazy.collect().row(0))
         if not isinstance(first, datetime) or not isinstance(last, datetime):
             return None
         return first, last
@@ -137,7 +180,12 @@ class ParquetStore:
         path = self.funding_path(symbol)
         if not path.is_file():
             return empty_funding()
-        return pl.read_parquet(path).select(list(FUNDING_SCHEMA)).cast(pl.Schema(FUNDING_SCHEMA))
+        return _read(
+            path,
+            lambda: (
+                pl.read_parquet(path).select(list(FUNDING_SCHEMA)).cast(pl.Schema(FUNDING_SCHEMA))
+            ),
+        )
 
     def write_funding(self, symbol: str, frame: pl.DataFrame) -> int:
         clean = (
@@ -201,8 +249,7 @@ class ParquetSource:
                 f"no {timeframe} candles for {symbol!r} in {self.store.root} "
                 f"(expected {self.store.path(symbol, timeframe).name})"
             )
-        bars = self.store.read(symbol, timeframe, start, end)
-        return validate_ohlcv(bars, symbol=symbol, timeframe=timeframe).frame
+        return self.store.read_clean(symbol, timeframe, start, end).frame
 
     def funding_rates(self, symbol: str, *, start: datetime, end: datetime) -> pl.DataFrame:
         require_utc_window(start, end)
@@ -210,21 +257,72 @@ class ParquetSource:
         return rates.filter(pl.col("timestamp").is_between(start, end, closed="left"))
 
     def universe_snapshot(self, as_of: datetime) -> pl.DataFrame:
-        require_utc_window(as_of - timedelta(hours=1), as_of)
-        rows = [r for r in (self._snapshot_row(s, as_of) for s in self.list_symbols()) if r]
-        return universe_frame(rows)
+        return self.universe_snapshot_with_quality(as_of)[0]
 
-    def _snapshot_row(self, symbol: str, as_of: datetime) -> dict[str, object] | None:
-        path = self.store.path(symbol, self.timeframe)
-        first = pl.scan_parquet(path).select(pl.col("timestamp").min()).collect().item()
-        if not isinstance(first, datetime) or first >= as_of:
-            return None
-        recent = self.store.read(symbol, self.timeframe, as_of - SPREAD_WINDOW, as_of)
+    def universe_snapshot_with_quality(self, as_of: datetime) -> tuple[pl.DataFrame, DataQuality]:
+        """The snapshot and what its reads left out: candles rejected/repaired per reason and
+        corrupt files, which are skipped (logged) unless no file could be read at all."""
+        require_utc_window(as_of - timedelta(hours=1), as_of)
+        rows: list[dict[str, object]] = []
+        reads: list[CleanBars] = []
+        corrupt: list[CorruptDataFileError] = []
+        symbols = self.list_symbols()
+        for symbol in symbols:
+            try:
+                row, clean = self._snapshot_row(symbol, as_of)
+            except CorruptDataFileError as exc:
+                corrupt.append(exc)
+                continue
+            if clean is not None:
+                reads.append(clean)
+            if row is not None:
+                rows.append(row)
+        if corrupt and len(corrupt) == len(symbols):
+            if len(corrupt) == 1:
+                raise corrupt[0]
+            raise CorruptDataFileError(
+                f"all {len(corrupt)} {self.timeframe} candle files in {self.store.root} are "
+                f"unreadable (first: {corrupt[0]})",
+                path=corrupt[0].path,
+            )
+        for skipped in corrupt:
+            _log().warning(
+                "universe_file_skipped", path=skipped.path, reason="corrupt", error=str(skipped)
+            )
+        quality = DataQuality(
+            rejected_candles=sum_counts(c.rejected for c in reads),
+            repaired_candles=sum_counts(c.repaired for c in reads),
+            corrupt_files=tuple(e.path for e in corrupt),
+        )
+        return universe_frame(rows), quality
+
+    def newest_close(self) -> datetime | None:
+        """Close time of the newest candle in the store (corrupt files skipped), or None."""
+        step = timedelta(milliseconds=timeframe_ms(self.timeframe))
+        newest: datetime | None = None
+        for symbol in self.list_symbols():
+            try:
+                span = self.store.time_span(symbol, self.timeframe)
+            except CorruptDataFileError:
+                continue
+            if span is not None and (newest is None or span[1] + step > newest):
+                newest = span[1] + step
+        return newest
+
+    def _snapshot_row(
+        self, symbol: str, as_of: datetime
+    ) -> tuple[dict[str, object] | None, CleanBars | None]:
+        span = self.store.time_span(symbol, self.timeframe)
+        if span is None or span[0] >= as_of:
+            return None, None
+        first = span[0]
+        clean = self.store.read_clean(symbol, self.timeframe, as_of - SPREAD_WINDOW, as_of)
+        recent = clean.frame
         last_day = recent.filter(pl.col("timestamp") >= as_of - timedelta(days=1))
         base, quote = split_symbol(symbol)
         spread = self._spread_bps(recent)
         listing = first.astimezone(UTC).date()
-        return {
+        row: dict[str, object] = {
             "symbol": symbol,
             "base": base,
             "quote": quote,
@@ -234,8 +332,19 @@ class ParquetSource:
             "listing_date": listing,
             "age_days": (as_of.date() - listing).days,
         }
+        return row, clean
 
     def _spread_bps(self, bars: pl.DataFrame) -> float:
         if self.spread_estimator == "corwin_schultz":
             return corwin_schultz_window_bps(bars)
         return edge_spread_bps(bars["open"], bars["high"], bars["low"], bars["close"])
+
+
+def universe_snapshot_with_quality(
+    source: MarketDataSource, as_of: datetime
+) -> tuple[pl.DataFrame, DataQuality]:
+    """Any source's snapshot; the quality report where the source reads candle files (parquet),
+    an empty one otherwise (the synthetic and ccxt sources validate as they serve)."""
+    if isinstance(source, ParquetSource):
+        return source.universe_snapshot_with_quality(as_of)
+    return source.universe_snapshot(as_of), DataQuality()

@@ -22,16 +22,21 @@ the first filter it fails; a missing value fails its filter):
 - ``spread``: spread_bps, tighter is better.
 
 Ties are broken by symbol (alphabetical), so the ranking is deterministic.
+
+The snapshot's own data quality travels with the ranking: ``rejected_candles`` (candles dropped
+by :func:`~trading_core.market.validation.clean_ohlcv`, per reason label) and ``skipped_files``
+(corrupt candle files left out of the snapshot).
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
 import polars as pl
 
 from trading_core.config.models import CoinSelectionSection
+from trading_core.market.quality import DataQuality
 from trading_core.market.schema import UNIVERSE_SCHEMA
 
 FILTER_ORDER: Final = (
@@ -48,16 +53,18 @@ YOUTH_HORIZON_DAYS: Final = 365.0
 
 @dataclass(frozen=True, slots=True)
 class LiquidityRanking:
-    """The ranked coins (``rank`` 1 = best) and how many coins each filter removed."""
+    """The ranked coins (``rank`` 1 = best), how many coins each filter removed, and the
+    snapshot's candles rejected per reason and corrupt files skipped."""
 
     ranked: pl.DataFrame
     removed_by_filter: Mapping[str, int]
     method: str
+    rejected_candles: Mapping[str, int] = field(default_factory=dict)
+    skipped_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "removed_by_filter", MappingProxyType(dict(self.removed_by_filter))
-        )
+        for name in ("removed_by_filter", "rejected_candles"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         ranks = self.ranked["rank"].to_list()
         if ranks != list(range(1, len(ranks) + 1)):
             raise ValueError("ranked frame must carry ranks 1..n in order")
@@ -86,6 +93,13 @@ class LiquidityRanking:
         lines.append(
             f"{self.ranked.height} coins kept ({self.method}); removed by filter: {removed}"
         )
+        if self.rejected_candles:
+            rejected = ", ".join(f"{k}: {v}" for k, v in self.rejected_candles.items())
+            lines.append("")
+            lines.append(f"candles rejected: {rejected}")
+        if self.skipped_files:
+            lines.append("")
+            lines.append(f"corrupt files skipped: {', '.join(self.skipped_files)}")
         return "\n".join(lines)
 
 
@@ -98,9 +112,14 @@ def liquidity_score_expr() -> pl.Expr:
 
 
 def liquidity_ranking(
-    snapshot: pl.DataFrame, selection: CoinSelectionSection, *, quote: str = "USDT"
+    snapshot: pl.DataFrame,
+    selection: CoinSelectionSection,
+    *,
+    quote: str = "USDT",
+    quality: DataQuality | None = None,
 ) -> LiquidityRanking:
-    """Filter and rank a universe snapshot (see the module docstring for order and formula)."""
+    """Filter and rank a universe snapshot (see the module docstring for order and formula);
+    ``quality`` (what the snapshot's reads left out) is carried into the result."""
     missing = [c for c in UNIVERSE_SCHEMA if c not in snapshot.columns]
     if missing:
         raise ValueError(
@@ -120,7 +139,14 @@ def liquidity_ranking(
     capped = ordered.head(selection.max_coins)
     removed["max_coins"] = ordered.height - capped.height
     ranked = capped.with_row_index("rank", offset=1).with_columns(pl.col("rank").cast(pl.Int64))
-    return LiquidityRanking(ranked, removed, selection.ranking_method)
+    report = quality or DataQuality()
+    return LiquidityRanking(
+        ranked,
+        removed,
+        selection.ranking_method,
+        rejected_candles=report.rejected_candles,
+        skipped_files=report.corrupt_files,
+    )
 
 
 def _filters(selection: CoinSelectionSection, quote: str) -> list[tuple[str, pl.Expr]]:

@@ -26,7 +26,7 @@ from trading_core.market.schema import (
 )
 from trading_core.market.source import require_utc_window
 from trading_core.market.synthetic_model import SPREAD_MULT, SimulatedMarket, simulate
-from trading_core.market.validation import validate_ohlcv
+from trading_core.market.validation import clean_ohlcv
 from trading_core.types import REGIMES
 
 SERVED_TIMEFRAMES: Final = ("1h", "4h", "1d")
@@ -218,5 +218,5 @@ class SyntheticMarket:
             }
         )
         symbol = f"{self._bases[i]}/{self.quote}"
-        validated = validate_ohlcv(raw, symbol=symbol, timeframe="1h", now=self.end)
-        return validated.frame.cast(pl.Schema(OHLCV_SCHEMA))
+        cleaned = clean_ohlcv(raw, symbol=symbol, timeframe="1h", now=self.end)
+        return cleaned.frame.cast(pl.Schema(OHLCV_SCHEMA))

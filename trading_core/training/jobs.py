@@ -51,10 +51,12 @@ class CoinJob:
 
 
 def load_coin_frame(job: CoinJob) -> CoinFrame:
-    """The job's coin prepared from the store: ``history_days`` of bars before ``as_of``."""
+    """The job's coin prepared from the store: ``history_days`` of bars before ``as_of``, read
+    through :meth:`~trading_core.market.parquet_store.ParquetStore.read_clean` (bad candles
+    dropped and logged by reason). The BTC reference is optional: None where the store has none."""
     store = ParquetStore(Path(job.store_root))
     start = job.as_of - timedelta(days=job.config.data.history_days)
-    bars = store.read(job.symbol, job.timeframe, start=start, end=job.as_of)
+    bars = store.read_clean(job.symbol, job.timeframe, start=start, end=job.as_of).frame
     if bars.height == 0:
         raise InsufficientDataError(
             f"{job.symbol} {job.timeframe}: no candles in the store at {job.store_root} between "
@@ -79,7 +81,7 @@ def load_coin_frame(job: CoinJob) -> CoinFrame:
 def _optional(
     store: ParquetStore, symbol: str, job: CoinJob, start: datetime
 ) -> pl.DataFrame | None:
-    frame = store.read(symbol, job.timeframe, start=start, end=job.as_of)
+    frame = store.read_clean(symbol, job.timeframe, start=start, end=job.as_of).frame
     return frame if frame.height else None
 
 

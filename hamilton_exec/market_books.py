@@ -1,0 +1,99 @@
+"""The live order books a streaming feed hands to a tick, and the staleness rule on them.
+
+A :class:`BookQuote` is the top of one coin's book as the feed last received it, stamped with
+the feed's clock (the exchange's, where one is measured). At decision time the engine asks
+:func:`book_for_decision`: a quote no older than ``max_book_age_s`` is attached to the decision
+(the cost model prices the spread from it); an older one, or none, marks the coin ``stale`` /
+``missing``: no new orders for it on this bar (the decision holds with ``stale_book``), and the
+cost estimate falls back to the candle estimate with that reason (``costs.resolve_spread_bps``).
+A feed that carries no books at all (replay, polling) gives ``NO_FEED``: the historical rule.
+"""
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from trading_core.costs import BookStatus, BookTop
+from trading_core.observability.logging import get_logger
+
+STALE_BOOK_REASON = "stale_book"
+
+
+@dataclass(frozen=True, slots=True)
+class BookQuote:
+    """Best bid/ask (and their sizes, NaN when the stream has none) received at ``received_at``."""
+
+    symbol: str
+    best_bid: float
+    best_ask: float
+    bid_qty: float
+    ask_qty: float
+    received_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.received_at.tzinfo is None:
+            raise ValueError(f"received_at={self.received_at!r} is naive; pass a UTC datetime")
+        BookTop(self.best_bid, self.best_ask)  # the same price invariants
+
+    @property
+    def top(self) -> BookTop:
+        return BookTop(self.best_bid, self.best_ask)
+
+    def age_s(self, now: datetime) -> float:
+        return max((now - self.received_at).total_seconds(), 0.0)
+
+
+def quote_from_levels(
+    symbol: str,
+    bid: float | None,
+    ask: float | None,
+    bid_qty: float | None,
+    ask_qty: float | None,
+    received_at: datetime,
+) -> BookQuote | None:
+    """A quote from a stream's best levels, or None when a side is empty or the book is crossed
+    (a crossed or one-sided book is no basis for a spread)."""
+    if bid is None or ask is None:
+        return None
+    if not (math.isfinite(bid) and math.isfinite(ask)) or bid <= 0.0 or ask < bid:
+        return None
+    return BookQuote(
+        symbol,
+        float(bid),
+        float(ask),
+        math.nan if bid_qty is None else float(bid_qty),
+        math.nan if ask_qty is None else float(ask_qty),
+        received_at,
+    )
+
+
+def book_for_decision(
+    books: Mapping[str, BookQuote] | None, symbol: str, now: datetime, max_book_age_s: float
+) -> tuple[BookTop | None, BookStatus]:
+    """The book a decision at ``now`` may use, and its status (see the module docstring)."""
+    if books is None:
+        return None, BookStatus.NO_FEED
+    quote = books.get(symbol)
+    if quote is None:
+        return None, BookStatus.MISSING
+    if quote.age_s(now) > max_book_age_s:
+        return None, BookStatus.STALE
+    return quote.top, BookStatus.FRESH
+
+
+def book_age_s(books: Mapping[str, BookQuote], symbol: str, now: datetime) -> float:
+    """Seconds since ``symbol``'s book arrived (inf when it never did)."""
+    quote = books.get(symbol)
+    return quote.age_s(now) if quote is not None else math.inf
+
+
+def log_stale_book(symbol: str, status: BookStatus, age_s: float, max_book_age_s: float) -> None:
+    get_logger(__name__).warning(
+        "book_stale",
+        symbol=symbol,
+        status=status.value,
+        age_s=age_s,
+        max_book_age_s=max_book_age_s,
+        action="no new orders for this coin on this bar",
+    )

@@ -1,0 +1,380 @@
+"""The streaming feed: closed candles and books of every active coin over ccxt.pro websockets.
+
+* **Candles.** One ``watch_ohlcv_for_symbols`` subscription for all coins (ccxt multiplexes the
+  streams on shared connections). A bar counts as closed only on the venue's *final* kline
+  (Binance's ``"x": true``), read from the raw message by a hook on the client's kline
+  handler: ccxt's candle cache does not keep the flag, and "a newer bar has started" is wrong
+  when messages arrive out of order. Venues without the flag close a bar when a newer one
+  arrives.
+* **Ticks.** The tick of a bar is emitted the moment every coin's final bar is in hand, or
+  ``bar_grace_s`` after the close with whatever arrived (coins without a bar get the engine's
+  ``missing_bar`` hold). Bars still missing ``rest_fill_after_s`` after the close (a lost
+  message, a reconnect, a coin that closed before the subscription) are fetched over REST,
+  validated like every candle; a reconnect fetches at once. A bar is kept once per coin and
+  open time (stream or REST, whichever came first: ``duplicate_bar``), and one for a tick
+  already emitted is dropped (``late_bar``): no bar is doubled.
+* **Books.** ``watch_bids_asks`` (bookTicker) or ``watch_order_book_for_symbols`` (diff depth,
+  resynchronised from a fresh snapshot after a sequence gap): each coin's newest top of book
+  with its receive time goes into every tick (:mod:`hamilton_exec.market_books` judges it).
+* **Faults.** A dropped connection is re-watched with exponential backoff (ccxt reconnects and
+  resubscribes); a stream silent for ``heartbeat_timeout_s`` is torn down and reconnected;
+  errors that retrying cannot fix (bad symbol, authentication) end the feed.
+
+Warm-up history and funding come over REST, as in :class:`PollingFeed`.
+"""
+
+import asyncio
+import contextlib
+import math
+from collections.abc import AsyncGenerator, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import ccxt
+import polars as pl
+
+from hamilton_exec.engine import Tick, utc_ms
+from hamilton_exec.feed_metrics import FeedMetrics
+from hamilton_exec.feeds import PollingFeed
+from hamilton_exec.market_books import BookQuote, quote_from_levels
+from hamilton_exec.window import Candle
+from trading_core.config.models import MarketDataFeedSection
+from trading_core.market.source import MarketDataSource
+from trading_core.market.validation import DESCRIPTIONS, row_checks
+from trading_core.observability.logging import get_logger
+
+STREAMS = ("ohlcv", "book")
+REST_FILL_CONCURRENCY = 8
+_VALUES = ("open", "high", "low", "close", "volume")
+
+
+def _log() -> Any:
+    return get_logger(__name__)
+
+
+class StreamingFeed(PollingFeed):
+    """Closed bars and books over websockets (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: Any,
+        source: MarketDataSource,
+        symbols: Sequence[str],
+        timeframe: str,
+        *,
+        history_bars: int,
+        settings: MarketDataFeedSection,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: FeedMetrics | None = None,
+        on_error: Callable[[str, Exception], None] | None = None,
+    ) -> None:
+        super().__init__(
+            source,
+            symbols,
+            timeframe,
+            history_bars=history_bars,
+            poll_interval_s=settings.rest_fill_after_s,
+            grace_s=settings.bar_grace_s,
+            clock=clock,
+            on_error=on_error,
+        )
+        self.client, self.settings, self.metrics = client, settings, metrics
+        self.finals: dict[int, dict[str, Candle]] = {}
+        self.books: dict[str, BookQuote] = {}
+        self.last_message: dict[str, datetime] = {s: clock() for s in STREAMS}
+        self._open_bar: dict[str, int] = {}  # flagless venues: the newest bar seen per coin
+        self._by_id: dict[str, str] = {}
+        self._wakeup = asyncio.Event()
+        self._fill_now = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None
+
+    # --- ticks --------------------------------------------------------------------------
+
+    async def ticks(self, *, after_ms: int | None = None) -> AsyncGenerator[Tick, None]:
+        if after_ms is not None:
+            self.next_open_ms = max(self.next_open_ms, after_ms + self.step_ms)
+        await self._start()
+        try:
+            while True:
+                candles = self._validated(await self._collect_bar(self.next_open_ms))
+                now = self.clock()
+                close = utc_ms(self.next_open_ms + self.step_ms)
+                if self.metrics is not None:
+                    self.metrics.close_to_tick.observe(max((now - close).total_seconds(), 0.0))
+                yield Tick(self.next_open_ms, candles, now, books=dict(self.books))
+                self.finals = {t: b for t, b in self.finals.items() if t > self.next_open_ms}
+                self.next_open_ms += self.step_ms
+        finally:
+            await self.close()
+
+    def _validated(self, candles: dict[str, Candle]) -> dict[str, Candle]:
+        """The tick's bars through the candle validator's row checks (one batch); a rejected
+        bar is left out (the coin holds with ``missing_bar``), logged with its reason."""
+        if not candles:
+            return candles
+        symbols = list(candles)
+        frame = pl.DataFrame(
+            {
+                "timestamp": [candles[s].open_ms for s in symbols],
+                **{k: [float(getattr(candles[s], k)) for s in symbols] for k in _VALUES},
+            }
+        ).with_columns(pl.from_epoch("timestamp", time_unit="ms").dt.replace_time_zone("UTC"))
+        first_failing = pl.coalesce(
+            [pl.when(fails).then(pl.lit(reason)) for reason, fails in row_checks(self.step_ms)]
+        )
+        reasons = frame.select(first_failing.alias("reason"))["reason"].to_list()
+        for symbol, reason in zip(symbols, reasons, strict=True):
+            if reason is not None:
+                del candles[symbol]
+                if self.metrics is not None:
+                    self.metrics.rejected.labels(reason).inc()
+                _log().warning(
+                    "ohlcv_candles_rejected", symbol=symbol, timeframe=self.timeframe,
+                    reason=reason, count=1, via="stream", detail=DESCRIPTIONS[reason],
+                )  # fmt: skip
+        return candles
+
+    async def _collect_bar(self, open_ms: int) -> dict[str, Candle]:
+        close = utc_ms(open_ms + self.step_ms)
+        filled = False
+        while True:
+            if self._failure is not None:
+                raise self._failure
+            have = self.finals.get(open_ms, {})
+            if len(have) == len(self.symbols):
+                return dict(have)
+            since_close_s = (self.clock() - close).total_seconds()
+            if since_close_s >= self.grace_s:
+                return dict(have)
+            if not filled and (self._fill_now or since_close_s >= self.settings.rest_fill_after_s):
+                self._fill_now, filled = False, True
+                await self._rest_fill(open_ms, [s for s in self.symbols if s not in have])
+                continue
+            wait_s = (
+                self.settings.rest_fill_after_s - since_close_s
+                if not filled
+                else self.grace_s - since_close_s
+            )
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=min(max(wait_s, 0.01), 1.0))
+
+    async def _rest_fill(self, open_ms: int, missing: list[str]) -> None:
+        """The closed bar ``open_ms`` of coins the stream has not delivered, over REST."""
+        if not missing:
+            return
+        gate = asyncio.Semaphore(REST_FILL_CONCURRENCY)
+
+        async def one(symbol: str) -> Candle | None:
+            async with gate:
+                return await asyncio.to_thread(self._fetch, symbol, open_ms)
+
+        candles = await asyncio.gather(*(one(s) for s in missing))
+        got = [c for c in candles if c is not None]
+        for symbol, candle in zip(missing, candles, strict=True):
+            if candle is not None:
+                self._keep(symbol, candle, source="rest")
+        if got and self.metrics is not None:
+            self.metrics.gap_filled.inc(len(got))
+        _log().info(
+            "feed_rest_fill",
+            open_time=utc_ms(open_ms).isoformat(),
+            missing=len(missing),
+            filled=len(got),
+        )
+
+    def _keep(self, symbol: str, candle: Candle, *, source: str) -> None:
+        """One closed bar per coin and open time; none for a tick already emitted."""
+        if candle.open_ms < self.next_open_ms:
+            self._drop("late_bar", symbol, candle.open_ms, source)
+            return
+        bars = self.finals.setdefault(candle.open_ms, {})
+        if symbol in bars:
+            self._drop("duplicate_bar", symbol, candle.open_ms, source)
+            return
+        bars[symbol] = candle
+        self._wakeup.set()
+
+    def _drop(self, reason: str, symbol: str, open_ms: int, source: str) -> None:
+        if self.metrics is not None:
+            self.metrics.dropped.labels(reason).inc()
+        _log().debug("feed_bar_dropped", reason=reason, symbol=symbol, open_ms=open_ms, via=source)
+
+    # --- stream tasks -------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        if self._tasks:
+            return
+        await self.client.load_markets()
+        self._by_id = {self.client.market(s)["id"]: s for s in self.symbols}
+        self._hook()
+        self._tasks = [
+            asyncio.create_task(self._keep_watching("ohlcv", self._watch_ohlcv)),
+            asyncio.create_task(self._keep_watching("book", self._watch_book)),
+            asyncio.create_task(self._heartbeat()),
+        ]
+
+    async def close(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self.client.close()
+
+    def _hook(self) -> None:
+        """Read the raw kline and bookTicker messages as ccxt handles them (module docstring)."""
+        handle_ohlcv, handle_bids_asks = self.client.handle_ohlcv, self.client.handle_bids_asks
+
+        def on_kline(ws: Any, message: dict[str, Any]) -> None:
+            handle_ohlcv(ws, message)
+            self._on_kline(message)
+
+        def on_book_ticker(ws: Any, message: Any) -> None:
+            handle_bids_asks(ws, message)
+            for item in message if isinstance(message, list) else [message]:
+                self._on_book_ticker(item)
+
+        self.client.handle_ohlcv = on_kline
+        self.client.handle_bids_asks = on_book_ticker
+
+    def _on_kline(self, message: dict[str, Any]) -> None:
+        self.last_message["ohlcv"] = self.clock()
+        kline = message.get("k") or {}
+        symbol = self._by_id.get(str(kline.get("s") or message.get("s")))
+        if symbol is None or kline.get("i") != self.timeframe:
+            return
+        candle = _candle(kline)
+        if "x" in kline:
+            if kline["x"]:
+                self._keep(symbol, candle, source="stream")
+            return
+        previous = self._open_bar.get(symbol)  # a venue without the final flag
+        if previous is not None and candle.open_ms > previous:
+            last = self.client.ohlcvs.get(symbol, {}).get(self.timeframe)
+            rows = [r for r in (last or []) if r[0] == previous]
+            if rows:
+                self._keep(symbol, _candle_of_row(rows[-1]), source="stream")
+        self._open_bar[symbol] = max(candle.open_ms, previous or candle.open_ms)
+
+    def _on_book_ticker(self, item: Any) -> None:
+        if not isinstance(item, dict):
+            return
+        symbol = self._by_id.get(str(item.get("s")))
+        if symbol is None:
+            return
+        now = self.clock()
+        self.last_message["book"] = now
+        quote = quote_from_levels(
+            symbol, _num(item.get("b")), _num(item.get("a")), _num(item.get("B")),
+            _num(item.get("A")), now,
+        )  # fmt: skip
+        if quote is not None:
+            self.books[symbol] = quote
+
+    async def _watch_ohlcv(self) -> None:
+        await self.client.watch_ohlcv_for_symbols([[s, self.timeframe] for s in self.symbols])
+
+    async def _watch_book(self) -> None:
+        if self.settings.book == "bookTicker":
+            await self.client.watch_bids_asks(list(self.symbols))
+            return
+        try:
+            book = await self.client.watch_order_book_for_symbols(list(self.symbols))
+        except ccxt.ChecksumError:
+            # a sequence gap: ccxt dropped the book; a new subscription fetches a new snapshot
+            if self.metrics is not None:
+                self.metrics.dropped.labels("depth_resync").inc()
+            _log().warning("feed_depth_resync", reason="sequence gap in the depth stream")
+            with contextlib.suppress(ccxt.BaseError):
+                await self.client.un_watch_order_book_for_symbols(list(self.symbols))
+            return
+        self._on_depth(book)
+
+    def _on_depth(self, book: Any) -> None:
+        now = self.clock()
+        self.last_message["book"] = now
+        symbol = book.get("symbol")
+        bids, asks = book.get("bids") or [], book.get("asks") or []
+        if symbol not in self.symbols or not bids or not asks:
+            return
+        quote = quote_from_levels(symbol, bids[0][0], asks[0][0], bids[0][1], asks[0][1], now)
+        if quote is not None:
+            self.books[symbol] = quote
+
+    async def _keep_watching(self, stream: str, watch: Callable[[], Any]) -> None:
+        """Call ``watch`` for ever; reconnect with backoff on a network error, and end the
+        feed on an error that retrying cannot fix."""
+        delay_s = self.settings.reconnect_backoff_s
+        down = False
+        while True:
+            try:
+                await watch()
+            except ccxt.NetworkError as exc:
+                down = True
+                if self.metrics is not None:
+                    self.metrics.reconnects.labels(stream).inc()
+                if self.on_error is not None:
+                    self.on_error(stream, exc)
+                _log().warning(
+                    "feed_reconnecting", stream=stream, error=type(exc).__name__,
+                    detail=str(exc)[:200], backoff_s=delay_s,
+                )  # fmt: skip
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2.0, self.settings.reconnect_backoff_max_s)
+                continue
+            except ccxt.BaseError as exc:
+                _log().error(
+                    "feed_failed", stream=stream, error=type(exc).__name__, detail=str(exc)
+                )
+                self._failure = exc
+                self._wakeup.set()
+                return
+            delay_s = self.settings.reconnect_backoff_s
+            if down:
+                down = False
+                self._fill_now = True  # what closed while we were away comes over REST
+                self._wakeup.set()
+                _log().info("feed_reconnected", stream=stream)
+
+    async def _heartbeat(self) -> None:
+        """Tear down the connections when a stream has been silent too long."""
+        limit_s = self.settings.heartbeat_timeout_s
+        while True:
+            await asyncio.sleep(min(1.0, limit_s / 4))
+            now = self.clock()
+            for stream in STREAMS:
+                age_s = (now - self.last_message[stream]).total_seconds()
+                if self.metrics is not None:
+                    self.metrics.message_age.labels(stream).set(max(age_s, 0.0))
+                if age_s > limit_s:
+                    _log().warning("feed_heartbeat_missed", stream=stream, silent_s=age_s)
+                    self.last_message[stream] = now
+                    for ws in list(getattr(self.client, "clients", {}).values()):
+                        ws.on_error(ccxt.NetworkError(f"no {stream} message for {age_s:.0f}s"))
+
+
+def _num(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _candle(kline: dict[str, Any]) -> Candle:
+    return Candle(
+        int(kline["t"]),
+        float(kline["o"]),
+        float(kline["h"]),
+        float(kline["l"]),
+        float(kline["c"]),
+        float(kline["v"]),
+    )
+
+
+def _candle_of_row(row: Sequence[float]) -> Candle:
+    return Candle(int(row[0]), *(float(x) for x in row[1:6]))
