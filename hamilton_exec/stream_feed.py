@@ -45,6 +45,9 @@ from trading_core.observability.logging import get_logger
 
 STREAMS = ("ohlcv", "book")
 REST_FILL_CONCURRENCY = 8
+# the longest wait between looks at the clock (wall seconds; a feed clock may run at another
+# rate than the event loop's, e.g. an accelerated simulator's)
+WAKE_S = 0.1
 _VALUES = ("open", "high", "low", "close", "volume")
 
 
@@ -136,8 +139,11 @@ class StreamingFeed(PollingFeed):
         return candles
 
     async def _collect_bar(self, open_ms: int) -> dict[str, Candle]:
+        """The closed bars of ``open_ms`` once every coin has one, or when the grace is over.
+        From the close on, coins still without their bar are fetched over REST every
+        ``rest_fill_after_s`` (at once after a reconnect)."""
         close = utc_ms(open_ms + self.step_ms)
-        filled = False
+        next_fill_s = self.settings.rest_fill_after_s
         while True:
             if self._failure is not None:
                 raise self._failure
@@ -147,18 +153,16 @@ class StreamingFeed(PollingFeed):
             since_close_s = (self.clock() - close).total_seconds()
             if since_close_s >= self.grace_s:
                 return dict(have)
-            if not filled and (self._fill_now or since_close_s >= self.settings.rest_fill_after_s):
-                self._fill_now, filled = False, True
+            if since_close_s >= 0 and (self._fill_now or since_close_s >= next_fill_s):
+                self._fill_now = False
                 await self._rest_fill(open_ms, [s for s in self.symbols if s not in have])
+                next_fill_s = since_close_s + self.settings.rest_fill_after_s
                 continue
-            wait_s = (
-                self.settings.rest_fill_after_s - since_close_s
-                if not filled
-                else self.grace_s - since_close_s
-            )
+            until_s = next_fill_s if since_close_s >= 0 else 0.0
+            wait_s = min(until_s - since_close_s, self.grace_s - since_close_s, WAKE_S)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=min(max(wait_s, 0.01), 1.0))
+                await asyncio.wait_for(self._wakeup.wait(), timeout=max(wait_s, 0.01))
 
     async def _rest_fill(self, open_ms: int, missing: list[str]) -> None:
         """The closed bar ``open_ms`` of coins the stream has not delivered, over REST."""

@@ -1,7 +1,8 @@
-"""A local Binance exchange simulator (spot ``/api/v3`` and USD-M ``/fapi`` REST) for tests,
-benchmarks and by-hand use: real symbol filters, HMAC signatures and recvWindow checks, a
-matching engine over a synthetic book, balances and positions, request weights, and injectable
-faults. See ``docs/exchange-simulator.md``.
+"""A local Binance exchange simulator (spot ``/api/v3`` and USD-M ``/fapi`` REST, and Binance's
+websocket streams: klines, bookTicker, diff depth, user data) for tests, benchmarks and by-hand
+use: real symbol filters, HMAC signatures and recvWindow checks, a matching engine over a
+synthetic book, balances and positions, request weights, stream limits, and injectable faults
+(REST and websocket). See ``docs/exchange-simulator.md``.
 
     with SimulatorServer(symbols=["BTC/USDT"], api_key="K", api_secret="S") as sim:
         client = build_ccxt_client(ExchangeSection(..., base_url=sim.base_url))
@@ -13,9 +14,12 @@ from hamilton_exec.exchange_sim.faults import FAULT_KINDS, Fault, FaultSchedule
 from hamilton_exec.exchange_sim.market import Filters, SymbolSpec, SyntheticMarket, default_spec
 from hamilton_exec.exchange_sim.matching import Engine, EngineConfig, Order, OrderParams
 from hamilton_exec.exchange_sim.server import SimulatorServer
+from hamilton_exec.exchange_sim.ws_faults import WS_FAULT_KINDS, WsFault, WsFaultSchedule
+from hamilton_exec.exchange_sim.ws_server import WsLimits
 
 __all__ = [
     "FAULT_KINDS",
+    "WS_FAULT_KINDS",
     "Engine",
     "EngineConfig",
     "Fault",
@@ -27,5 +31,8 @@ __all__ = [
     "SimulatorServer",
     "SymbolSpec",
     "SyntheticMarket",
+    "WsFault",
+    "WsFaultSchedule",
+    "WsLimits",
     "default_spec",
 ]

@@ -1,5 +1,6 @@
 """``python -m hamilton_exec.exchange_sim --port 8765 --symbols BTC/USDT,ETH/USDT
---balance USDT=100000 --api-key K --api-secret S [--offset-ms N] [--seed N]``: serve until Ctrl-C.
+--balance USDT=100000 --api-key K --api-secret S [--offset-ms N] [--seed N] [--time-scale X]``:
+serve REST and websockets until Ctrl-C.
 """
 
 import argparse
@@ -30,7 +31,7 @@ def _balances(items: Sequence[str]) -> dict[str, Decimal]:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m hamilton_exec.exchange_sim",
-        description="A local Binance simulator (spot /api/v3 and USD-M /fapi REST).",
+        description="A local Binance simulator (spot /api/v3 and USD-M /fapi REST, websockets).",
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0: a free port")
@@ -47,6 +48,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--half-spread-bps", type=float, default=1.0)
     parser.add_argument("--level-notional", type=float, default=50_000.0)
+    parser.add_argument("--time-scale", type=float, default=1.0, help="server clock speed-up")
+    parser.add_argument(
+        "--stream-interval-s", type=float, default=1.0, help="forming kline push interval"
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
@@ -65,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         port=args.port,
         seed=args.seed,
         clock_offset_ms=args.offset_ms,
+        time_scale=args.time_scale,
+        stream_interval_s=args.stream_interval_s,
         config=EngineConfig(
             half_spread_bps=args.half_spread_bps, level_notional=args.level_notional
         ),
@@ -73,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     base_url = server.start()
-    print(base_url, flush=True)
+    print(base_url, server.ws_base_url, flush=True)
     try:
         stop.wait()
     finally:

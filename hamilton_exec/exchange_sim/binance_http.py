@@ -114,6 +114,13 @@ def _unsigned(raw: str) -> str:
     return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
 
 
+def check_api_key(api_key_header: str | None, api_key: str) -> None:
+    if not api_key_header:
+        raise SimError(-2014, "API-key format invalid.", 401)
+    if not hmac.compare_digest(api_key_header, api_key):
+        raise SimError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+
+
 def authenticate(
     api_key_header: str | None,
     raw_query: str,
@@ -125,10 +132,7 @@ def authenticate(
     now: int,
 ) -> None:
     """Raise the SimError Binance answers for this signed request, if any (see module doc)."""
-    if not api_key_header:
-        raise SimError(-2014, "API-key format invalid.", 401)
-    if not hmac.compare_digest(api_key_header, api_key):
-        raise SimError(-2015, "Invalid API-key, IP, or permissions for action.", 401)
+    check_api_key(api_key_header, api_key)
     timestamp = r.integer(params, "timestamp")
     if timestamp is None:
         raise errors.mandatory("timestamp")
@@ -192,6 +196,7 @@ class BinanceHttp:
         self.meter = WeightMeter(
             weight_limits or {"spot": SPOT_WEIGHT_LIMIT, "futures": FUTURES_WEIGHT_LIMIT}
         )
+        self.routes: dict[tuple[str, str], Route] = dict(ROUTES)  # the server adds/overrides some
         self._log = get_logger(__name__)
 
     def add_routes(self, app: web.Application) -> None:
@@ -200,7 +205,7 @@ class BinanceHttp:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         method, path = request.method, request.path
-        route = ROUTES.get((method, path))
+        route = self.routes.get((method, path))
         if route is None:
             return web.Response(status=404, text="<html><body><h1>404 Not Found</h1></body></html>",
                                 content_type="text/html")  # fmt: skip
@@ -244,6 +249,8 @@ class BinanceHttp:
         try:
             with self.lock:
                 now = self.clock()
+                if route.api_key_only:
+                    check_api_key(request.headers.get("X-MBX-APIKEY"), self.api_key)
                 if route.signed:
                     authenticate(
                         request.headers.get("X-MBX-APIKEY"), raw_query, raw_body, params,

@@ -31,6 +31,7 @@ class Route:
     signed: bool = False
     weight: Callable[[Params], int] = lambda _: 1
     places_order: bool = False
+    api_key_only: bool = False  # USER_STREAM endpoints (listenKey): X-MBX-APIKEY, no signature
 
 
 def const(n: int) -> Callable[[Params], int]:

@@ -9,6 +9,12 @@ Admin endpoints (no auth; they are not Binance's):
 * ``POST /_sim/balances`` ``{"spot": {"BTC": "0.5"}, "futures": {"USDT": "10000"},
   "positions": {"BTCUSDT": {"amount": "-0.01", "entry_price": "60000"}}}``
 * ``POST /_sim/price`` ``{"symbol": "BTCUSDT", "price": 61000}`` (``null``: synthetic again)
+* ``POST /_sim/ws_faults`` ``{"kind": "disconnect", "path": "/fstream", "count": 0}`` (the keyword
+  arguments of :meth:`WsFaultSchedule.inject`); ``GET`` (active); ``DELETE`` (clear)
+
+Websockets (same port): spot ``/ws``, ``/stream`` and the same under ``/stream/...``; USD-M
+``/fstream/{,public/,market/,private/}ws|stream``; spot WS-API ``/ws-api/v3``. See
+:mod:`hamilton_exec.exchange_sim.ws_server`.
 """
 
 import asyncio
@@ -25,10 +31,15 @@ from aiohttp import web
 from hamilton_exec.exchange_sim.accounts import Position
 from hamilton_exec.exchange_sim.binance_format import futures_order, spot_order
 from hamilton_exec.exchange_sim.binance_http import BinanceHttp
+from hamilton_exec.exchange_sim.binance_routes import Route, const
 from hamilton_exec.exchange_sim.errors import SimError
 from hamilton_exec.exchange_sim.faults import FaultSchedule
 from hamilton_exec.exchange_sim.market import SymbolSpec, SyntheticMarket, default_spec
 from hamilton_exec.exchange_sim.matching import Engine, EngineConfig
+from hamilton_exec.exchange_sim.ws_faults import WsFault, WsFaultSchedule
+from hamilton_exec.exchange_sim.ws_server import WsLimits, WsServer
+from hamilton_exec.exchange_sim.ws_streams import StreamHub
+from hamilton_exec.exchange_sim.ws_user import ListenKeys, OrderTracker
 from trading_core.observability.logging import get_logger
 
 
@@ -37,7 +48,15 @@ class SimulatorServer:
 
     ``symbols``: ``"BTC/USDT"`` strings (a default spec each) or :class:`SymbolSpec`.
     ``balances``: spot balances, e.g. ``{"USDT": 100000}``; ``futures_balances``: the USD-M
-    wallet (defaults to the spot quote balances). ``port=0`` picks a free port."""
+    wallet (defaults to the spot quote balances). ``port=0`` picks a free port.
+
+    ``time_scale``: server time runs that many times faster than the wall clock from the start
+    (REST, streams, orders alike; 60: a 1m bar closes every second). ``stream_interval_s``: how
+    often (wall seconds) the forming kline is pushed; the final one goes out on the first tick
+    after the close. ``book_ticker_interval_s``: bookTicker pushes at most that often (0: every
+    tick, only when the best bid/ask changed). ``depth_levels``: levels a side of the streamed
+    book and the REST depth snapshot (default ``config.levels``). ``ws_limits``: per-connection
+    stream / message-rate / ping limits (:class:`WsLimits`, Binance's values by default)."""
 
     def __init__(
         self,
@@ -54,7 +73,14 @@ class SimulatorServer:
         config: EngineConfig | None = None,
         tick_interval_s: float = 0.05,
         weight_limits: dict[str, int] | None = None,
+        time_scale: float = 1.0,
+        stream_interval_s: float = 1.0,
+        book_ticker_interval_s: float = 0.0,
+        depth_levels: int | None = None,
+        ws_limits: WsLimits | None = None,
     ) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be > 0")
         specs = [s if isinstance(s, SymbolSpec) else default_spec(s) for s in symbols]
         self.market = SyntheticMarket(specs, seed=seed)
         self.engine = Engine(self.market, config)
@@ -62,6 +88,8 @@ class SimulatorServer:
         self.faults = FaultSchedule()
         self.host, self.port = host, port
         self.tick_interval_s = tick_interval_s
+        self.time_scale = float(time_scale)
+        self._t0_ms = time.time() * 1000
         self._offset_ms = clock_offset_ms
         spot = {"USDT": 100_000} if balances is None else balances
         self.set_balances(spot=spot, futures=futures_balances or {
@@ -71,17 +99,54 @@ class SimulatorServer:
             self.engine, self.lock, self.server_time_ms, self.faults,
             api_key=api_key, api_secret=api_secret, weight_limits=weight_limits,
         )  # fmt: skip
+        self.ws_faults = WsFaultSchedule()
+        self.listen_keys = ListenKeys()
+        self.hub = StreamHub(
+            self.engine, self.ws_faults, time_scale=self.time_scale,
+            kline_interval_s=stream_interval_s, book_ticker_interval_s=book_ticker_interval_s,
+            depth_levels=depth_levels or self.engine.config.levels,
+        )  # fmt: skip
+        self.ws = WsServer(
+            self.hub, self.listen_keys, self.ws_faults, self.server_time_ms,
+            api_key=api_key, api_secret=api_secret, limits=ws_limits or WsLimits(),
+        )  # fmt: skip
+        self._orders = OrderTracker(self.engine)
+        self._add_stream_routes()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._log = get_logger(__name__)
         self.base_url = ""
+        self.ws_base_url = ""
+
+    def _add_stream_routes(self) -> None:
+        """listenKey REST endpoints, and depth snapshots consistent with the diff streams."""
+        routes = self.http.routes
+        for path, venue, weight in (
+            ("/api/v3/userDataStream", "spot", 2), ("/fapi/v1/listenKey", "futures", 1)
+        ):  # fmt: skip
+            handlers = (self.listen_keys.spot_handlers() if venue == "spot"
+                        else self.listen_keys.futures_handlers())  # fmt: skip
+            for method, handler in handlers.items():
+                routes[(method, path)] = Route(handler, weight=const(weight), api_key_only=True)
+        spot_depth, fut_depth = ("GET", "/api/v3/depth"), ("GET", "/fapi/v1/depth")
+        routes[spot_depth] = Route(self.hub.depth_handler("spot"), weight=routes[spot_depth].weight)
+        routes[fut_depth] = Route(
+            self.hub.depth_handler("futures"), weight=routes[fut_depth].weight
+        )
 
     # --- clock and state ------------------------------------------------------------------
 
     def server_time_ms(self) -> int:
-        return int(time.time() * 1000) + self._offset_ms
+        """The server clock: ``start + (wall - start) * time_scale + offset`` in ms; consumers
+        of an accelerated simulator should take their time from here."""
+        wall = time.time() * 1000
+        return int(self._t0_ms + (wall - self._t0_ms) * self.time_scale) + self._offset_ms
+
+    def wall_time_ms(self, server_ms: int) -> float:
+        """The wall clock (``time.time()`` ms) at which the server clock reads ``server_ms``."""
+        return self._t0_ms + (server_ms - self._offset_ms - self._t0_ms) / self.time_scale
 
     def set_clock_offset_ms(self, offset_ms: int) -> None:
         """Server clock = local clock + ``offset_ms`` (negative: the server is behind)."""
@@ -200,6 +265,7 @@ class SimulatorServer:
     async def _startup(self) -> None:
         app = web.Application(middlewares=[_admin_errors])
         self.http.add_routes(app)
+        self.ws.add_routes(app)
         self._add_admin_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
@@ -209,9 +275,18 @@ class SimulatorServer:
         host, port = runner.addresses[0][:2]
         self.port = port
         self.base_url = f"http://{host}:{port}"
+        self.ws_base_url = f"ws://{host}:{port}"
+        loop = asyncio.get_running_loop()
+
+        def on_inject(fault: WsFault) -> None:
+            loop.call_soon_threadsafe(self.ws.apply_fault, fault)
+
+        self.ws_faults.on_inject = on_inject
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
     async def _shutdown(self) -> None:
+        self.ws_faults.on_inject = None
+        await self.ws.close_all()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -225,11 +300,31 @@ class SimulatorServer:
         await asyncio.gather(*others, return_exceptions=True)
 
     async def _tick(self) -> None:
-        """Resting orders fill as the price moves even when nobody asks."""
+        """Resting orders fill as the price moves even when nobody asks; then the streams:
+        market data, user data for what changed in the orders, listenKey expiry, ws faults."""
         while True:
-            await asyncio.sleep(self.tick_interval_s)
-            with self.lock:
-                self.engine.advance(self.server_time_ms())
+            await asyncio.sleep(self._next_tick_s())
+            try:
+                with self.lock:
+                    now = self.server_time_ms()
+                    self.engine.advance(now)
+                    self.hub.publish(now)
+                    events = self._orders.poll(now)
+                for venue, venue_events in events.items():
+                    for event in venue_events:
+                        self.ws.push_user(venue, event)
+                self.ws.expire_keys(now)
+                self.ws.maintain_faults()
+            except Exception:  # noqa: BLE001 - the ticker must survive a bad tick
+                self._log.exception("sim_tick_failed")
+
+    def _next_tick_s(self) -> float:
+        """``tick_interval_s``, or less to wake right after the next kline close."""
+        close = self.hub.next_close_ms()
+        if close is None:
+            return self.tick_interval_s
+        until = (close - self.server_time_ms()) / self.time_scale / 1000
+        return max(0.001, min(self.tick_interval_s, until + 0.001))
 
     # --- admin HTTP -----------------------------------------------------------------------
 
@@ -241,6 +336,9 @@ class SimulatorServer:
         app.router.add_post("/_sim/clock", self._clock)
         app.router.add_post("/_sim/balances", self._balances)
         app.router.add_post("/_sim/price", self._price)
+        app.router.add_get("/_sim/ws_faults", self._ws_faults_get)
+        app.router.add_post("/_sim/ws_faults", self._ws_faults_post)
+        app.router.add_delete("/_sim/ws_faults", self._ws_faults_delete)
 
     async def _state(self, request: web.Request) -> web.Response:
         return web.json_response(self.state())
@@ -264,6 +362,24 @@ class SimulatorServer:
 
     async def _faults_delete(self, request: web.Request) -> web.Response:
         self.faults.clear()
+        return web.json_response({})
+
+    async def _ws_faults_get(self, request: web.Request) -> web.Response:
+        return web.json_response(self.ws_faults.pending())
+
+    async def _ws_faults_post(self, request: web.Request) -> web.Response:
+        body = dict(await request.json())
+        kind = str(body.pop("kind"))
+        allowed = {"path", "stream", "count", "delay_s", "duration_s", "symbol", "venue",
+                   "abort", "code"}  # fmt: skip
+        unknown = set(body) - allowed
+        if unknown:
+            raise ValueError(f"unknown ws fault fields {sorted(unknown)}")
+        fault = self.ws_faults.inject(kind, **body)
+        return web.json_response(fault.public())
+
+    async def _ws_faults_delete(self, request: web.Request) -> web.Response:
+        self.ws_faults.clear()
         return web.json_response({})
 
     async def _clock(self, request: web.Request) -> web.Response:
