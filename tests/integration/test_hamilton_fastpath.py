@@ -31,6 +31,7 @@ from hamilton_exec.decision import (
 from hamilton_exec.engine import HamiltonEngine, Tick, decision_context
 from hamilton_exec.event_store import EventSink
 from hamilton_exec.forecast import ReleaseForests
+from hamilton_exec.market_books import BookQuote
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import CoinModels, ServedRelease, load_release
 from hamilton_exec.newest import NewestBarPreparer, NewestBars
@@ -365,3 +366,43 @@ def test_an_engine_on_the_fast_path_decides_like_one_on_the_reference_path(
             assert a.metadata["qty"] == pytest.approx(b.metadata["qty"], rel=1e-9)
         orders += len(fast.orders)
     assert orders > 0
+
+
+def test_streamed_books_price_the_spread_and_a_stale_one_holds_the_coin(
+    config: EngineConfig, source: SyntheticMarket, served: ServedRelease, tmp_path: Path
+) -> None:
+    symbols = sorted(full_history_symbols(source)[:3])
+    fresh, stale, missing = symbols
+    start = source.end - timedelta(hours=2)
+    engine = _engine(config, symbols, tmp_path, reference=False)
+    engine.swap_release(served)
+    for symbol, window in {
+        w.symbol: w for w in [*engine.windows.values(), engine.btc_window]
+    }.items():
+        window.extend(
+            source.fetch_ohlcv(symbol, "1h", start=start - timedelta(hours=CAPACITY), end=start)
+        )
+    candles = {
+        s: candles_of(source.fetch_ohlcv(s, "1h", start=start, end=start + timedelta(hours=1)))[0]
+        for s in [*symbols, "BTC/USDT"]
+    }
+    now = start + timedelta(hours=1)
+    max_age_s = config.hamilton.market_data.max_book_age_s
+    price = candles[fresh].close
+    books = {
+        fresh: BookQuote(fresh, price * 0.995, price * 1.005, 1.0, 1.0, now - timedelta(seconds=1)),
+        stale: BookQuote(stale, 1.0, 1.001, 1.0, 1.0, now - timedelta(seconds=max_age_s + 5)),
+    }
+    report = engine.on_tick(Tick(candles["BTC/USDT"].open_ms, candles, now, books=books))
+    by_symbol = {e.symbol: e for e in report.events}
+    assert by_symbol[fresh].metadata["costs"]["spread_source"] == "book"
+    assert by_symbol[fresh].metadata["costs"]["spread_bps"] == pytest.approx(100.0, rel=1e-6)
+    for symbol, reason in ((stale, "book_stale"), (missing, "book_missing")):
+        event = by_symbol[symbol]
+        assert event.action == "hold" and "stale_book" in event.metadata["reasons"]
+        assert event.metadata["costs"]["spread_fallback"] == reason
+        assert event.metadata["costs"]["spread_source"] in ("candles", "static")
+    fallbacks = engine.metrics.spread_fallbacks
+    assert fallbacks.labels("book_stale")._value.get() == 1
+    assert fallbacks.labels("book_missing")._value.get() == 1
+    assert engine.metrics.stale_market_data.labels("book")._value.get() == 2

@@ -39,6 +39,7 @@ REQUIRED_ALERTS = {
     "HamiltonReconcileDrift",
     "HamiltonReconcileFailing",
     "HamiltonEventsSpooling",
+    "HamiltonMarketDataStale",
 }
 # Prometheus adds these series names itself; the rest must come from metric_names.py.
 PROMETHEUS_OWN_SERIES = {"up"}
