@@ -48,6 +48,7 @@ REST_FILL_CONCURRENCY = 8
 # the longest wait between looks at the clock (wall seconds; a feed clock may run at another
 # rate than the event loop's, e.g. an accelerated simulator's)
 WAKE_S = 0.1
+OHLCV_CACHE_BARS = 3
 _VALUES = ("open", "high", "low", "close", "volume")
 
 
@@ -91,6 +92,7 @@ class StreamingFeed(PollingFeed):
         self._fill_now = False
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None
+        self._depth_checked_at = 0.0
 
     # --- ticks --------------------------------------------------------------------------
 
@@ -152,6 +154,10 @@ class StreamingFeed(PollingFeed):
                 return dict(have)
             since_close_s = (self.clock() - close).total_seconds()
             if since_close_s >= self.grace_s:
+                _log().warning(
+                    "feed_bar_incomplete", close_time=close.isoformat(), coins=len(have),
+                    missing=len(self.symbols) - len(have), grace_s=self.grace_s,
+                )  # fmt: skip
                 return dict(have)
             if since_close_s >= 0 and (self._fill_now or since_close_s >= next_fill_s):
                 self._fill_now = False
@@ -210,6 +216,9 @@ class StreamingFeed(PollingFeed):
     async def _start(self) -> None:
         if self._tasks:
             return
+        # ccxt keeps up to 1000 candles per coin by default; the feed reads finals from the raw
+        # messages and needs at most the previous bar (venues without a final flag)
+        self.client.options["OHLCVLimit"] = OHLCV_CACHE_BARS
         await self.client.load_markets()
         self._by_id = {self.client.market(s)["id"]: s for s in self.symbols}
         self._hook()
@@ -286,17 +295,35 @@ class StreamingFeed(PollingFeed):
         if self.settings.book == "bookTicker":
             await self.client.watch_bids_asks(list(self.symbols))
             return
+        if self._depth_books_lost():
+            await self._resync_depth("a book dropped after a sequence gap")
+            return
         try:
             book = await self.client.watch_order_book_for_symbols(list(self.symbols))
         except ccxt.ChecksumError:
-            # a sequence gap: ccxt dropped the book; a new subscription fetches a new snapshot
-            if self.metrics is not None:
-                self.metrics.dropped.labels("depth_resync").inc()
-            _log().warning("feed_depth_resync", reason="sequence gap in the depth stream")
-            with contextlib.suppress(ccxt.BaseError):
-                await self.client.un_watch_order_book_for_symbols(list(self.symbols))
+            await self._resync_depth("sequence gap in the depth stream")
             return
         self._on_depth(book)
+
+    def _depth_books_lost(self) -> bool:
+        """Whether ccxt dropped a coin's book after a sequence gap without telling this watch
+        (it rejects the coin's own future; when another coin's update settled the shared watch
+        first, the error is lost and the coin's book is never rebuilt). Looked at every
+        ``WAKE_S`` at most: at 400 coins books update thousands of times a second."""
+        now = asyncio.get_running_loop().time()
+        if now - self._depth_checked_at < WAKE_S:
+            return False
+        self._depth_checked_at = now
+        books = getattr(self.client, "orderbooks", {})
+        return bool(books) and any(s not in books for s in self.symbols)
+
+    async def _resync_depth(self, reason: str) -> None:
+        """Unsubscribe every book; the next watch subscribes again and syncs from snapshots."""
+        if self.metrics is not None:
+            self.metrics.dropped.labels("depth_resync").inc()
+        _log().warning("feed_depth_resync", reason=reason)
+        with contextlib.suppress(ccxt.BaseError):
+            await self.client.un_watch_order_book_for_symbols(list(self.symbols))
 
     def _on_depth(self, book: Any) -> None:
         now = self.clock()

@@ -26,9 +26,9 @@ from trading_core.market.ccxt_source import CcxtSource, build_ccxt_client
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", *[f"S{i:02d}/USDT" for i in range(22)])  # 24 coins
 TIMEFRAME = "1m"
-SETTINGS = MarketDataFeedSection(  # market seconds (the simulator runs 60x)
-    bar_grace_s=45.0,
-    rest_fill_after_s=20.0,
+SETTINGS = MarketDataFeedSection(  # market seconds (the simulator runs 60x: 150 s = 2.5 s wall)
+    bar_grace_s=150.0,
+    rest_fill_after_s=30.0,
     heartbeat_timeout_s=240.0,
     max_book_age_s=30.0,
     reconnect_backoff_s=0.1,
