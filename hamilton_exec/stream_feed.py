@@ -146,6 +146,7 @@ class StreamingFeed(PollingFeed):
         ``rest_fill_after_s`` (at once after a reconnect)."""
         close = utc_ms(open_ms + self.step_ms)
         next_fill_s = self.settings.rest_fill_after_s
+        fetched = False  # one REST look before giving up (a start long after the close)
         while True:
             if self._failure is not None:
                 raise self._failure
@@ -153,14 +154,15 @@ class StreamingFeed(PollingFeed):
             if len(have) == len(self.symbols):
                 return dict(have)
             since_close_s = (self.clock() - close).total_seconds()
-            if since_close_s >= self.grace_s:
+            if since_close_s >= self.grace_s and fetched:
                 _log().warning(
                     "feed_bar_incomplete", close_time=close.isoformat(), coins=len(have),
                     missing=len(self.symbols) - len(have), grace_s=self.grace_s,
                 )  # fmt: skip
                 return dict(have)
-            if since_close_s >= 0 and (self._fill_now or since_close_s >= next_fill_s):
-                self._fill_now = False
+            due = self._fill_now or since_close_s >= min(next_fill_s, self.grace_s)
+            if since_close_s >= 0 and due:
+                self._fill_now, fetched = False, True
                 await self._rest_fill(open_ms, [s for s in self.symbols if s not in have])
                 next_fill_s = since_close_s + self.settings.rest_fill_after_s
                 continue

@@ -8,6 +8,7 @@ sequence gap; books arrive with every tick and go stale when their stream stalls
 """
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -72,10 +73,13 @@ def _feed(
 
 
 async def _collect(
-    feed: StreamingFeed, bars: int, on_tick: dict[int, object] | None = None
+    feed: StreamingFeed,
+    bars: int,
+    on_tick: dict[int, object] | None = None,
+    after_ms: int | None = None,
 ) -> list[Tick]:
     ticks: list[Tick] = []
-    stream = feed.ticks()
+    stream = feed.ticks(after_ms=after_ms)
     try:
         async for tick in stream:
             ticks.append(tick)
@@ -154,3 +158,24 @@ def test_stalled_book_stream_goes_stale_for_decisions(sim: SimulatorServer) -> N
     ]
     assert stale[0] is BookStatus.FRESH
     assert BookStatus.STALE in stale[2:], stale
+
+
+def test_silent_connection_is_torn_down_by_the_heartbeat_and_no_bar_is_missed(
+    sim: SimulatorServer,
+) -> None:
+    feed, metrics, source = _feed(sim, heartbeat_timeout_s=90.0)  # 1.5 s wall
+    actions = {2: lambda: sim.ws_faults.inject("stall", stream="*", duration_s=2.5)}
+    ticks = asyncio.run(_collect(feed, 6, actions))
+    _assert_every_bar_once(ticks, source)
+    assert metrics.reconnects.labels("ohlcv")._value.get() >= 1
+    assert metrics.gap_filled._value.get() > len(SYMBOLS)  # the stalled bars came over REST
+
+
+def test_start_long_after_a_close_fills_the_missed_bars_over_rest(sim: SimulatorServer) -> None:
+    feed, metrics, source = _feed(sim)
+    first_open_ms = feed.next_open_ms
+    time.sleep(3.0)  # 180 market seconds: the first bar is past its grace when ticks start
+    ticks = asyncio.run(_collect(feed, 6))
+    assert ticks[0].open_ms == first_open_ms
+    _assert_every_bar_once(ticks, source)
+    assert metrics.gap_filled._value.get() >= 3 * len(SYMBOLS)
