@@ -12,7 +12,10 @@
   (coins still without it then get a ``missing_bar`` hold). A temporary exchange error only
   delays the coin; it is counted as an error of the ``market_data`` component.
 
-Both also supply the warm-up history (``history_bars`` before the first tick) and funding.
+* :class:`~hamilton_exec.stream_feed.StreamingFeed` (the default on a venue): closed bars and
+  books over ccxt.pro websockets, REST for what the stream missed (see its module).
+
+All supply the warm-up history (``history_bars`` before the first tick) and funding.
 """
 
 import asyncio

@@ -39,6 +39,7 @@ from hamilton_exec.feeds import PollingFeed
 from hamilton_exec.market_books import BookQuote, quote_from_levels
 from hamilton_exec.window import Candle
 from trading_core.config.models import MarketDataFeedSection
+from trading_core.errors import DataSourceError
 from trading_core.market.source import MarketDataSource
 from trading_core.market.validation import DESCRIPTIONS, row_checks
 from trading_core.observability.logging import get_logger
@@ -91,7 +92,7 @@ class StreamingFeed(PollingFeed):
         self._wakeup = asyncio.Event()
         self._fill_now = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._failure: BaseException | None = None
+        self._failure: DataSourceError | None = None
         self._depth_checked_at = 0.0
 
     # --- ticks --------------------------------------------------------------------------
@@ -221,8 +222,16 @@ class StreamingFeed(PollingFeed):
         # ccxt keeps up to 1000 candles per coin by default; the feed reads finals from the raw
         # messages and needs at most the previous bar (venues without a final flag)
         self.client.options["OHLCVLimit"] = OHLCV_CACHE_BARS
-        await self.client.load_markets()
-        self._by_id = {self.client.market(s)["id"]: s for s in self.symbols}
+        try:
+            await self.client.load_markets()
+            self._by_id = {self.client.market(s)["id"]: s for s in self.symbols}
+        except ccxt.BaseError as exc:
+            await self.close()
+            shown = ", ".join(self.symbols[:5]) + (", ..." if len(self.symbols) > 5 else "")
+            raise DataSourceError(
+                f"cannot stream from {self.client.id}: {type(exc).__name__}: {str(exc)[:200]} "
+                f"(symbols: {shown})"
+            ) from exc
         self._hook()
         self._tasks = [
             asyncio.create_task(self._keep_watching("ohlcv", self._watch_ohlcv)),
@@ -363,7 +372,10 @@ class StreamingFeed(PollingFeed):
                 _log().error(
                     "feed_failed", stream=stream, error=type(exc).__name__, detail=str(exc)
                 )
-                self._failure = exc
+                self._failure = DataSourceError(
+                    f"the {stream} stream failed with {type(exc).__name__}: {str(exc)[:200]} "
+                    "(retrying cannot fix it: check data.exchange, the symbols and the keys)"
+                )
                 self._wakeup.set()
                 return
             delay_s = self.settings.reconnect_backoff_s

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from hamilton_exec.feed_metrics import FeedMetrics
 from tests.integration.prometheus_harness import (
     PrometheusServer,
     PromQLError,
@@ -103,6 +104,12 @@ def _standin_registry() -> CollectorRegistry:
     ).labels("binance", "fee").observe(4.0)
     Gauge(m.TRAINING_JOBS_TOTAL, "jobs", ["status"], registry=registry).labels("succeeded").set(60)
     Gauge(m.TRAINING_GATE_VERDICTS, "gate", ["verdict"], registry=registry).labels("passed").set(4)
+    feed = FeedMetrics(registry)  # the product's own market-data series
+    feed.close_to_tick.observe(0.2)
+    feed.reconnects.labels("ohlcv").inc()
+    feed.gap_filled.inc(3)
+    feed.stale.labels("book").inc()
+    feed.spread_fallbacks.labels("book_stale").inc()
     return registry
 
 

@@ -23,6 +23,7 @@ from hamilton_exec.stream_feed import StreamingFeed
 from hamilton_exec.window import candles_of
 from trading_core.config.models import ExchangeSection, MarketDataFeedSection
 from trading_core.costs import BookStatus
+from trading_core.errors import DataSourceError
 from trading_core.market.ccxt_source import CcxtSource, build_ccxt_client
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", *[f"S{i:02d}/USDT" for i in range(22)])  # 24 coins
@@ -179,3 +180,15 @@ def test_start_long_after_a_close_fills_the_missed_bars_over_rest(sim: Simulator
     assert ticks[0].open_ms == first_open_ms
     _assert_every_bar_once(ticks, source)
     assert metrics.gap_filled._value.get() >= 3 * len(SYMBOLS)
+
+
+def test_unknown_symbol_ends_the_feed_with_one_clear_error(sim: SimulatorServer) -> None:
+    exchange = ExchangeSection(base_url=sim.base_url, timeout_ms=3000)
+    client = build_ccxt_client(exchange, market_types=("spot",), streaming=True)
+    source = CcxtSource(exchange, quote="USDT", clock=lambda: _clock(sim))
+    feed = StreamingFeed(
+        client, source, ["NOPE/USDT"], TIMEFRAME, history_bars=5, settings=SETTINGS,
+        clock=lambda: _clock(sim),
+    )  # fmt: skip
+    with pytest.raises(DataSourceError, match="NOPE/USDT"):
+        asyncio.run(_collect(feed, 1))

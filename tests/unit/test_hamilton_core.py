@@ -158,7 +158,8 @@ def test_sink_spools_without_a_database_then_flushes_once(tmp_path: Path) -> Non
 
 def test_every_shared_metric_name_is_exported() -> None:
     metrics = HamiltonMetrics(venue="binance")
-    metrics.spread.labels("binance", "X/USDT").set(1.0)
+    metrics.set_spread("X/USDT", 1.0, "book")
+    metrics.set_spread("X/USDT", 2.0, "candles")  # one source per symbol at a time
     metrics.staleness.labels("X/USDT").set(0.0)
     metrics.engine_pnl.labels("trend_v1", "X/USDT", "TREND").set(0.0)
     metrics.latency.labels("hamilton", "tick").observe(1.0)
@@ -173,6 +174,13 @@ def test_every_shared_metric_name_is_exported() -> None:
     for name in names:
         assert name in exported or name.removesuffix("_total") in exported, name
     assert metrics.risk_state.labels("HALTED")._value.get() == 0.0
+    spreads = [
+        s
+        for m in metrics.registry.collect()
+        if m.name == "cost_model_spread_bps"
+        for s in m.samples
+    ]
+    assert [(s.labels["source"], s.value) for s in spreads] == [("candles", 2.0)]
 
 
 def test_decision_logs_are_json_with_context_and_no_secret(tmp_path: Path) -> None:
