@@ -25,23 +25,27 @@ Warm-up history and funding come over REST, as in :class:`PollingFeed`.
 
 import asyncio
 import contextlib
-import math
 from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import ccxt
-import polars as pl
 
 from hamilton_exec.engine import Tick, utc_ms
 from hamilton_exec.feed_metrics import FeedMetrics
 from hamilton_exec.feeds import PollingFeed
 from hamilton_exec.market_books import BookQuote, quote_from_levels
+from hamilton_exec.stream_messages import (
+    book_ticker_quote,
+    cached_candle,
+    kline_candle,
+    rejected_bars,
+)
 from hamilton_exec.window import Candle
 from trading_core.config.models import MarketDataFeedSection
 from trading_core.errors import DataSourceError
 from trading_core.market.source import MarketDataSource
-from trading_core.market.validation import DESCRIPTIONS, row_checks
+from trading_core.market.validation import DESCRIPTIONS
 from trading_core.observability.logging import get_logger
 
 STREAMS = ("ohlcv", "book")
@@ -50,7 +54,6 @@ REST_FILL_CONCURRENCY = 8
 # rate than the event loop's, e.g. an accelerated simulator's)
 WAKE_S = 0.1
 OHLCV_CACHE_BARS = 3
-_VALUES = ("open", "high", "low", "close", "volume")
 
 
 def _log() -> Any:
@@ -117,28 +120,14 @@ class StreamingFeed(PollingFeed):
     def _validated(self, candles: dict[str, Candle]) -> dict[str, Candle]:
         """The tick's bars through the candle validator's row checks (one batch); a rejected
         bar is left out (the coin holds with ``missing_bar``), logged with its reason."""
-        if not candles:
-            return candles
-        symbols = list(candles)
-        frame = pl.DataFrame(
-            {
-                "timestamp": [candles[s].open_ms for s in symbols],
-                **{k: [float(getattr(candles[s], k)) for s in symbols] for k in _VALUES},
-            }
-        ).with_columns(pl.from_epoch("timestamp", time_unit="ms").dt.replace_time_zone("UTC"))
-        first_failing = pl.coalesce(
-            [pl.when(fails).then(pl.lit(reason)) for reason, fails in row_checks(self.step_ms)]
-        )
-        reasons = frame.select(first_failing.alias("reason"))["reason"].to_list()
-        for symbol, reason in zip(symbols, reasons, strict=True):
-            if reason is not None:
-                del candles[symbol]
-                if self.metrics is not None:
-                    self.metrics.rejected.labels(reason).inc()
-                _log().warning(
-                    "ohlcv_candles_rejected", symbol=symbol, timeframe=self.timeframe,
-                    reason=reason, count=1, via="stream", detail=DESCRIPTIONS[reason],
-                )  # fmt: skip
+        for symbol, reason in rejected_bars(candles, self.step_ms).items():
+            del candles[symbol]
+            if self.metrics is not None:
+                self.metrics.rejected.labels(reason).inc()
+            _log().warning(
+                "ohlcv_candles_rejected", symbol=symbol, timeframe=self.timeframe, reason=reason,
+                count=1, via="stream", detail=DESCRIPTIONS[reason],
+            )  # fmt: skip
         return candles
 
     async def _collect_bar(self, open_ms: int) -> dict[str, Candle]:
@@ -271,7 +260,7 @@ class StreamingFeed(PollingFeed):
         symbol = self._by_id.get(str(kline.get("s") or message.get("s")))
         if symbol is None or kline.get("i") != self.timeframe:
             return
-        candle = _candle(kline)
+        candle = kline_candle(kline)
         if "x" in kline:
             if kline["x"]:
                 self._keep(symbol, candle, source="stream")
@@ -281,7 +270,7 @@ class StreamingFeed(PollingFeed):
             last = self.client.ohlcvs.get(symbol, {}).get(self.timeframe)
             rows = [r for r in (last or []) if r[0] == previous]
             if rows:
-                self._keep(symbol, _candle_of_row(rows[-1]), source="stream")
+                self._keep(symbol, cached_candle(rows[-1]), source="stream")
         self._open_bar[symbol] = max(candle.open_ms, previous or candle.open_ms)
 
     def _on_book_ticker(self, item: Any) -> None:
@@ -292,10 +281,7 @@ class StreamingFeed(PollingFeed):
             return
         now = self.clock()
         self.last_message["book"] = now
-        quote = quote_from_levels(
-            symbol, _num(item.get("b")), _num(item.get("a")), _num(item.get("B")),
-            _num(item.get("A")), now,
-        )  # fmt: skip
+        quote = book_ticker_quote(symbol, item, now)
         if quote is not None:
             self.books[symbol] = quote
 
@@ -400,26 +386,3 @@ class StreamingFeed(PollingFeed):
                     self.last_message[stream] = now
                     for ws in list(getattr(self.client, "clients", {}).values()):
                         ws.on_error(ccxt.NetworkError(f"no {stream} message for {age_s:.0f}s"))
-
-
-def _num(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _candle(kline: dict[str, Any]) -> Candle:
-    return Candle(
-        int(kline["t"]),
-        float(kline["o"]),
-        float(kline["h"]),
-        float(kline["l"]),
-        float(kline["c"]),
-        float(kline["v"]),
-    )
-
-
-def _candle_of_row(row: Sequence[float]) -> Candle:
-    return Candle(int(row[0]), *(float(x) for x in row[1:6]))
