@@ -30,18 +30,30 @@ class BookQuote:
     bid_qty: float
     ask_qty: float
     received_at: datetime
+    # deeper levels (price, size), best first, where the stream has them (diff depth); the
+    # top level alone (with its size) otherwise
+    bids: tuple[tuple[float, float], ...] = ()
+    asks: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.received_at.tzinfo is None:
             raise ValueError(f"received_at={self.received_at!r} is naive; pass a UTC datetime")
-        BookTop(self.best_bid, self.best_ask)  # the same price invariants
+        self.top  # the same price and level invariants  # noqa: B018
 
     @property
     def top(self) -> BookTop:
-        return BookTop(self.best_bid, self.best_ask)
+        """The book for the cost model: best prices and the visible levels (an unknown size
+        leaves the side without levels: slippage then comes from the square-root law)."""
+        bids = self.bids or _top_level(self.best_bid, self.bid_qty)
+        asks = self.asks or _top_level(self.best_ask, self.ask_qty)
+        return BookTop(self.best_bid, self.best_ask, bids=bids, asks=asks)
 
     def age_s(self, now: datetime) -> float:
         return max((now - self.received_at).total_seconds(), 0.0)
+
+
+def _top_level(price: float, qty: float) -> tuple[tuple[float, float], ...]:
+    return ((price, qty),) if math.isfinite(qty) and qty > 0.0 else ()
 
 
 def quote_from_levels(
@@ -51,6 +63,9 @@ def quote_from_levels(
     bid_qty: float | None,
     ask_qty: float | None,
     received_at: datetime,
+    *,
+    bids: tuple[tuple[float, float], ...] = (),
+    asks: tuple[tuple[float, float], ...] = (),
 ) -> BookQuote | None:
     """A quote from a stream's best levels, or None when a side is empty or the book is crossed
     (a crossed or one-sided book is no basis for a spread)."""
@@ -65,6 +80,8 @@ def quote_from_levels(
         math.nan if bid_qty is None else float(bid_qty),
         math.nan if ask_qty is None else float(ask_qty),
         received_at,
+        bids,
+        asks,
     )
 
 

@@ -54,6 +54,7 @@ REST_FILL_CONCURRENCY = 8
 # rate than the event loop's, e.g. an accelerated simulator's)
 WAKE_S = 0.1
 OHLCV_CACHE_BARS = 3
+DEPTH_LEVELS = 20  # levels per side kept for the cost model's book walk
 
 
 def _log() -> Any:
@@ -329,7 +330,10 @@ class StreamingFeed(PollingFeed):
         bids, asks = book.get("bids") or [], book.get("asks") or []
         if symbol not in self.symbols or not bids or not asks:
             return
-        quote = quote_from_levels(symbol, bids[0][0], asks[0][0], bids[0][1], asks[0][1], now)
+        quote = quote_from_levels(
+            symbol, bids[0][0], asks[0][0], bids[0][1], asks[0][1], now,
+            bids=_levels(bids), asks=_levels(asks),
+        )  # fmt: skip
         if quote is not None:
             self.books[symbol] = quote
 
@@ -386,3 +390,8 @@ class StreamingFeed(PollingFeed):
                     self.last_message[stream] = now
                     for ws in list(getattr(self.client, "clients", {}).values()):
                         ws.on_error(ccxt.NetworkError(f"no {stream} message for {age_s:.0f}s"))
+
+
+def _levels(side: Any) -> tuple[tuple[float, float], ...]:
+    """The first ``DEPTH_LEVELS`` (price, size) levels of a ccxt order book side."""
+    return tuple((float(p), float(q)) for p, q, *_ in side[:DEPTH_LEVELS] if float(q) > 0.0)

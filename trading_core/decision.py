@@ -56,6 +56,7 @@ from trading_core.risk.decide_kernel import (
     D_ORDER_QTY,
     D_PRICE_ADJUST_BPS,
     D_REASON,
+    D_SLIPPAGE_FROM_BOOK,
     N_DECISION,
     DecisionReason,
     decide_core,
@@ -66,6 +67,7 @@ from trading_core.risk.reasons import STATE_CODE, denial_from_code
 from trading_core.types import REGIME_CODES, Action, Regime, timeframe_ms
 
 ACTION_CODE: dict[Action, int] = {Action.BUY: 1, Action.SELL: -1, Action.HOLD: 0}
+_NO_LEVELS = np.empty((0, 2))  # no live book: slippage by the square-root law
 _MS_PER_HOUR = 3_600_000
 
 
@@ -213,6 +215,8 @@ class Decision:
     # where the cost model's spread came from and why a fallback was taken ("" when none)
     spread_origin: SpreadOrigin = SpreadOrigin.STATIC
     spread_fallback: str = ""
+    # "book": the live book's levels priced the slippage; "model": the square-root law
+    slippage_source: str = "model"
 
     @property
     def costs_bps(self) -> float:
@@ -312,6 +316,8 @@ def _run_core(
         config.cost_array,
         config.limit_array,
         out,
+        inputs.book.levels("asks") if inputs.book is not None else _NO_LEVELS,
+        inputs.book.levels("bids") if inputs.book is not None else _NO_LEVELS,
     )
     return out
 
@@ -338,6 +344,7 @@ def _decision(
         limited_by=denial_from_code(int(out[D_LIMITED_BY])),
         spread_origin=spread.origin,
         spread_fallback=spread.fallback_reason,
+        slippage_source="book" if out[D_SLIPPAGE_FROM_BOOK] else "model",
     )
 
 
@@ -375,6 +382,7 @@ def decision_event(
             "safety_bps": decision.costs.safety_bps,
             "spread_source": decision.spread_origin.value,
             "spread_fallback": decision.spread_fallback,
+            "slippage_source": decision.slippage_source,
         },
         **(metadata or {}),
     }

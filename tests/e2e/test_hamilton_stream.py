@@ -99,6 +99,7 @@ def test_paper_run_streams_24_coins_and_decides_with_the_live_spread(
     costs = [e["metadata"]["costs"] for e in events if "costs" in e["metadata"]]
     sources = {c["spread_source"] for c in costs}
     assert "book" in sources, sources
+    assert {c["slippage_source"] for c in costs} <= {"book", "model"}
     streamed = [e for e in events if e["timestamp"] == bars[-1]]
     assert all(e["metadata"]["costs"]["spread_source"] == "book" for e in streamed)
     assert all(e["metadata"]["costs"]["spread_fallback"] == "" for e in streamed)

@@ -2,7 +2,10 @@
 
 import math
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trading_core.config.models import CostModelSection, VenueFees
 from trading_core.costs import (
@@ -14,6 +17,7 @@ from trading_core.costs import (
     SpreadOrigin,
     edge_after_cost_bps,
     estimate_costs,
+    kernel,
     passes_cost_check,
     resolve_spread_bps,
     resolve_spread_bps_array,
@@ -189,3 +193,27 @@ def test_params_array_layout_round_trips_the_fields() -> None:
     params = _params()
     values = params.as_array()
     assert values.tolist() == [4.0, 1.0, 0.5, 0.1, 0.5, 3.0]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(
+    sizes=st.lists(st.floats(0.01, 100.0), min_size=1, max_size=8),
+    steps=st.lists(st.floats(0.0, 5.0), min_size=8, max_size=8),
+    qty_a=st.floats(0.0, 900.0),
+    qty_b=st.floats(0.0, 900.0),
+)
+def test_book_walk_grows_with_size_and_is_unknown_beyond_the_depth(
+    sizes: list[float], steps: list[float], qty_a: float, qty_b: float
+) -> None:
+    prices = 100.0 + np.cumsum([0.0, *steps[: len(sizes) - 1]])
+    px, sz = np.asarray(prices, dtype=np.float64), np.asarray(sizes, dtype=np.float64)
+    small, large = sorted((qty_a, qty_b))
+    walk_small, walk_large = (kernel.book_walk_bps(q, px, sz, 100.0) for q in (small, large))
+    depth = float(sz.sum())
+    if large > depth * (1 + 1e-9):
+        assert math.isnan(walk_large)
+    elif small > 0.0:
+        assert 0.0 <= walk_small <= walk_large + 1e-9
+    if 0.0 < small <= sizes[0]:
+        assert walk_small == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(kernel.book_walk_bps(1.0, px[:0], sz[:0], 100.0))  # no levels: unknown

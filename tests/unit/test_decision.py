@@ -8,7 +8,7 @@ import pytest
 
 from trading_core.config.models import EngineConfig
 from trading_core.consensus import ConsensusResult
-from trading_core.costs import BookTop
+from trading_core.costs import BookStatus, BookTop
 from trading_core.decision import (
     BarInputs,
     ConsensusRow,
@@ -218,3 +218,29 @@ def test_invalid_inputs_are_rejected_with_a_reason() -> None:
         _inputs(forecast_bps=float("nan"))
     with pytest.raises(ValueError, match="UTC"):
         _inputs(decided_at=datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_book_levels_price_the_slippage_where_they_cover_the_order() -> None:
+    model, _ = _decide(_inputs())
+    assert model.action is Action.BUY and model.slippage_source == "model"
+    qty = model.qty
+    # asks: half the order at the touch, the rest 2 ticks (10 bps of 2000) higher
+    asks = ((2_000.2, qty / 2), (2_002.2, qty))
+    book = BookTop(1_999.8, 2_000.2, bids=((1_999.8, 10 * qty),), asks=asks)
+    booked, _ = _decide(_inputs(book=book, book_status=BookStatus.FRESH))
+    assert booked.slippage_source == "book"
+    walk_bps = ((2_000.2 + 2_002.2) / 2 - 2_000.2) / 2_000.0 * 1e4  # 5 bps beyond the touch
+    assert booked.qty == pytest.approx(qty)
+    assert booked.fill_price_adjust_bps == pytest.approx(1.0 + walk_bps)  # half-spread + walk
+    assert booked.costs.slippage_bps == pytest.approx(2 * walk_bps)  # both legs
+    shallow = BookTop(1_999.8, 2_000.2, bids=((1_999.8, 1e-6),), asks=((2_000.2, 1e-6),))
+    thin, _ = _decide(_inputs(book=shallow, book_status=BookStatus.FRESH))
+    assert thin.slippage_source == "model"  # the visible depth cannot fill it: square-root law
+    assert thin.costs.slippage_bps == pytest.approx(model.costs.slippage_bps)
+
+
+def test_book_levels_out_of_order_or_empty_sized_are_refused() -> None:
+    with pytest.raises(ValueError, match="best first"):
+        BookTop(99.0, 101.0, asks=((102.0, 1.0), (101.0, 1.0)))
+    with pytest.raises(ValueError, match="sizes"):
+        BookTop(99.0, 101.0, bids=((99.0, 0.0),))

@@ -147,6 +147,7 @@ def simulate(
     """Run one coin over its per-bar arrays (see :class:`~trading_core.backtest.BacktestInputs`)."""
     n = close.shape[0]
     decision = np.zeros(N_DECISION)
+    no_book = np.empty((0, 2))  # history has no order book: the square-root slippage law
     ring = np.zeros(int(limits[L_MAX_ORDERS_PER_MINUTE]), dtype=np.int64)
     n_recorded, last_order_ms = 0, 0
     cash, position, bars_held = initial_cash, 0.0, 0
@@ -193,6 +194,8 @@ def simulate(
             costs,
             limits,
             decision,
+            no_book,
+            no_book,
         )
         if position != 0.0:
             bars_held = int(decision[D_BARS_HELD])

@@ -15,6 +15,11 @@ needs ``T = qty / (participation_rate x bar_volume)`` bars, and the one-way slip
 with ``volatility_bps`` the standard deviation of one bar's return and qty, volume both in base
 units. An order of exactly one bar's worth at the target participation costs
 ``impact_factor x volatility_bps``.
+
+Where a live order book's levels are known (Hamilton with a streaming feed), an order the
+visible levels can fill is priced by walking them instead (:func:`book_walk_bps`: the
+volume-weighted price of taking ``qty`` beyond the touch, in bps of mid); an order larger than
+the visible depth, or one with no book (history, the backtest), keeps the square-root law.
 """
 
 import math
@@ -59,6 +64,68 @@ def sqrt_impact_bps(
 
 
 @numba.njit(cache=True, error_model="numpy")
+def book_walk_bps(
+    order_qty: float, prices: npt.NDArray[np.float64], sizes: npt.NDArray[np.float64], mid: float
+) -> float:
+    """One-way slippage beyond the touch of taking ``order_qty`` through the levels of one side
+    (best first): (average fill price - best price) / mid in bps, >= 0; NaN when the levels
+    cannot fill the order (or there are none)."""
+    if order_qty <= 0.0:
+        return 0.0
+    if prices.size == 0 or not mid > 0.0:
+        return math.nan
+    left = order_qty
+    paid = 0.0
+    for i in range(prices.size):
+        take = min(left, float(sizes[i]))
+        if take > 0.0:
+            paid += take * float(prices[i])
+            left -= take
+        if left <= 0.0:
+            break
+    if left > 1e-12 * order_qty:
+        return math.nan
+    return abs(paid / order_qty - float(prices[0])) / mid * 1e4
+
+
+@numba.njit(cache=True, error_model="numpy")
+def slippage_bps(
+    order_qty: float,
+    bar_volume: float,
+    volatility_bps: float,
+    params: npt.NDArray[np.float64],
+    levels: npt.NDArray[np.float64],
+    mid: float,
+) -> tuple[float, bool]:
+    """One-way slippage of ``order_qty`` and whether the book priced it: the walk of
+    ``levels`` (rows of price, size; best first; zero rows: no book) where they can fill it,
+    else the square-root law."""
+    walk = book_walk_bps(order_qty, levels[:, 0], levels[:, 1], mid)
+    if math.isfinite(walk):
+        return walk, True
+    impact = sqrt_impact_bps(
+        order_qty, bar_volume, volatility_bps, params[C_IMPACT_FACTOR], params[C_PARTICIPATION_RATE]
+    )
+    return impact, False
+
+
+@numba.njit(cache=True, error_model="numpy")
+def round_trip_costs_at(
+    slippage_one_way_bps: float,
+    half_spread_bps: float,
+    holding_hours: float,
+    params: npt.NDArray[np.float64],
+) -> tuple[float, float, float, float, float, float]:
+    """:func:`round_trip_costs` with the one-way slippage already known."""
+    fee = 2.0 * params[C_FEE_BPS]
+    spread = 2.0 * half_spread_bps
+    slippage_rt = 2.0 * slippage_one_way_bps
+    funding = params[C_FUNDING_BPS_PER_8H] * holding_hours / 8.0
+    safety = params[C_SAFETY_BPS]
+    return fee, spread, slippage_rt, funding, safety, fee + spread + slippage_rt + funding + safety
+
+
+@numba.njit(cache=True, error_model="numpy")
 def round_trip_costs(
     order_qty: float,
     bar_volume: float,
@@ -80,12 +147,7 @@ def round_trip_costs(
         params[C_IMPACT_FACTOR],
         params[C_PARTICIPATION_RATE],
     )
-    fee = 2.0 * params[C_FEE_BPS]
-    spread = 2.0 * half_spread_bps
-    slippage_rt = 2.0 * slippage
-    funding = params[C_FUNDING_BPS_PER_8H] * holding_hours / 8.0
-    safety = params[C_SAFETY_BPS]
-    return fee, spread, slippage_rt, funding, safety, fee + spread + slippage_rt + funding + safety
+    return round_trip_costs_at(slippage, half_spread_bps, holding_hours, params)
 
 
 @numba.njit(cache=True, error_model="numpy")

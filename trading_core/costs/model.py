@@ -11,6 +11,7 @@ The formulas live in :mod:`trading_core.costs.kernel` (numba) so that this API, 
 step and the backtest share one implementation.
 """
 
+import itertools
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -100,16 +101,30 @@ class CostParams:
 
 @dataclass(frozen=True, slots=True)
 class BookTop:
-    """Best bid and ask of a live order book."""
+    """Best bid and ask of a live order book, and where known its visible levels per side as
+    (price, size) pairs, best first (``costs.kernel.book_walk_bps`` prices an order by them)."""
 
     best_bid: float
     best_ask: float
+    bids: tuple[tuple[float, float], ...] = ()
+    asks: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.best_bid) and self.best_bid > 0.0):
             raise ValueError(f"best_bid={self.best_bid!r} must be a finite price > 0")
         if not (math.isfinite(self.best_ask) and self.best_ask >= self.best_bid):
             raise ValueError(f"best_ask={self.best_ask!r} must be finite and >= best_bid")
+        for name, levels, worse in (("bids", self.bids, -1.0), ("asks", self.asks, 1.0)):
+            prices = [p for p, _ in levels]
+            if any(not (math.isfinite(q) and q > 0.0) for _, q in levels):
+                raise ValueError(f"{name} sizes must be finite and > 0, got {levels[:5]!r}")
+            if any(worse * (b - a) < 0.0 for a, b in itertools.pairwise(prices)):
+                raise ValueError(f"{name} must be ordered best first, got {prices[:5]!r}")
+
+    def levels(self, side: Literal["bids", "asks"]) -> npt.NDArray[np.float64]:
+        """The side's levels as rows of (price, size); zero rows when unknown."""
+        rows = self.bids if side == "bids" else self.asks
+        return np.array(rows, dtype=np.float64).reshape(len(rows), 2)
 
     @property
     def spread_bps(self) -> float:

@@ -16,13 +16,11 @@ import numpy.typing as npt
 
 from trading_core.costs.kernel import (
     C_FEE_BPS,
-    C_IMPACT_FACTOR,
     C_MIN_EDGE_BPS,
-    C_PARTICIPATION_RATE,
     K_TOTAL,
     N_COST_COMPONENTS,
-    round_trip_costs,
-    sqrt_impact_bps,
+    round_trip_costs_at,
+    slippage_bps,
 )
 from trading_core.risk.kernel import (
     L_MAX_NOTIONAL_USD,
@@ -81,7 +79,9 @@ D_BARS_HELD: Final = 5
 D_PRICE_ADJUST_BPS: Final = 6
 D_FEE_BPS: Final = 7
 D_COSTS: Final = 8
-N_DECISION: Final = D_COSTS + N_COST_COMPONENTS
+# 1.0 when the live book's levels priced the slippage (of the order, else of the estimate)
+D_SLIPPAGE_FROM_BOOK: Final = D_COSTS + N_COST_COMPONENTS
+N_DECISION: Final = D_SLIPPAGE_FROM_BOOK + 1
 
 
 def reason_from_code(code: int) -> DecisionReason:
@@ -171,8 +171,13 @@ def decide_core(
     costs: npt.NDArray[np.float64],
     limits: npt.NDArray[np.float64],
     out: npt.NDArray[np.float64],
+    asks: npt.NDArray[np.float64],
+    bids: npt.NDArray[np.float64],
 ) -> None:
-    """One decision; writes the ``D_*`` layout of ``out`` (see :mod:`trading_core.decision`)."""
+    """One decision; writes the ``D_*`` layout of ``out`` (see :mod:`trading_core.decision`).
+
+    ``asks``/``bids``: the live book's levels (rows of price, size; best first), zero rows
+    when there is no book: slippage is then the square-root law (``costs.kernel``)."""
     out[:] = 0.0
     out[D_BARS_HELD] = bars_held + 1 if position_qty != 0.0 else 0
     out[D_FEE_BPS] = costs[C_FEE_BPS]
@@ -191,9 +196,12 @@ def decide_core(
         if open_qty > min(position_cap, notional_cap):
             sized_by = R_MAX_POSITION if position_cap <= notional_cap else R_MAX_NOTIONAL
             open_qty = max(min(position_cap, notional_cap), 0.0)
-    costs_rt = round_trip_costs(
-        open_qty, bar_volume, volatility_bps, half_spread_bps, holding_hours, costs
+    mid = 0.5 * (asks[0, 0] + bids[0, 0]) if asks.shape[0] > 0 and bids.shape[0] > 0 else price
+    slip_open, from_book = slippage_bps(
+        open_qty, bar_volume, volatility_bps, costs, asks if direction >= 0 else bids, mid
     )
+    out[D_SLIPPAGE_FROM_BOOK] = 1.0 if from_book else 0.0
+    costs_rt = round_trip_costs_at(slip_open, half_spread_bps, holding_hours, costs)
     for k in range(N_COST_COMPONENTS):
         out[D_COSTS + k] = costs_rt[k]
     total = costs_rt[K_TOTAL]
@@ -239,9 +247,10 @@ def decide_core(
     opens = approved > abs(position_qty) or position_qty * order > 0.0
     if out[D_LIMITED_BY] == R_NONE and opens:
         out[D_LIMITED_BY] = sized_by
-    slippage = sqrt_impact_bps(
-        approved, bar_volume, volatility_bps, costs[C_IMPACT_FACTOR], costs[C_PARTICIPATION_RATE]
+    slippage, from_book = slippage_bps(
+        approved, bar_volume, volatility_bps, costs, asks if order > 0.0 else bids, mid
     )
+    out[D_SLIPPAGE_FROM_BOOK] = 1.0 if from_book else 0.0
     if not math.isfinite(slippage):
         # a bar that traded nothing (real candles have zero-volume hours) cannot price or fill
         # an order, closing ones included: it waits for a bar with volume instead of filling
