@@ -42,9 +42,9 @@ from hamilton_exec.ledger import TradeLedger
 from hamilton_exec.market_books import (
     STALE_BOOK_REASON,
     BookQuote,
+    BookStatusLog,
     book_age_s,
     book_for_decision,
-    log_stale_book,
 )
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import ServedRelease
@@ -196,6 +196,7 @@ class HamiltonEngine(OrderDesk):
             ml_scale_bps=self.context.ml_scale_bps,
         )
         self.use_reference_path = False  # the polars path (benchmarks' peer, parity checks)
+        self.book_log = BookStatusLog()
         self.forests: ReleaseForests | None = None
         self._metric_children: dict[tuple[int, tuple[str, ...]], Any] = {}
 
@@ -335,7 +336,7 @@ class HamiltonEngine(OrderDesk):
             self._child(self.metrics.book_age, symbol).set(min(age_s, 1e9))
             if status is not BookStatus.FRESH:
                 self._child(self.metrics.stale_market_data, "book").inc()
-                log_stale_book(symbol, status, age_s, limit_s)
+            self.book_log.note(symbol, status, age_s, limit_s)
         return top, status
 
     def _stale_reason(self, symbol: str, tick: Tick) -> str:

@@ -105,12 +105,26 @@ def book_age_s(books: Mapping[str, BookQuote], symbol: str, now: datetime) -> fl
     return quote.age_s(now) if quote is not None else math.inf
 
 
-def log_stale_book(symbol: str, status: BookStatus, age_s: float, max_book_age_s: float) -> None:
-    get_logger(__name__).warning(
-        "book_stale",
-        symbol=symbol,
-        status=status.value,
-        age_s=age_s,
-        max_book_age_s=max_book_age_s,
-        action="no new orders for this coin on this bar",
-    )
+class BookStatusLog:
+    """Logs a coin's book going stale (or missing) and coming back, once per change: at 400
+    coins a dead stream would otherwise log 400 lines a bar (the metric counts every bar)."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, BookStatus] = {}
+
+    def note(self, symbol: str, status: BookStatus, age_s: float, max_book_age_s: float) -> None:
+        previous = self.last.get(symbol, BookStatus.FRESH)
+        self.last[symbol] = status
+        if status is previous:
+            return
+        if status is BookStatus.FRESH:
+            get_logger(__name__).info("book_fresh_again", symbol=symbol, was=previous.value)
+            return
+        get_logger(__name__).warning(
+            "book_stale",
+            symbol=symbol,
+            status=status.value,
+            age_s=age_s,
+            max_book_age_s=max_book_age_s,
+            action="no new orders for this coin until its book is fresh",
+        )

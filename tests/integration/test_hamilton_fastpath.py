@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+import structlog
 
 from hamilton_exec.decision import (
     CoinMemory,
@@ -31,7 +32,7 @@ from hamilton_exec.decision import (
 from hamilton_exec.engine import HamiltonEngine, Tick, decision_context
 from hamilton_exec.event_store import EventSink
 from hamilton_exec.forecast import ReleaseForests
-from hamilton_exec.market_books import BookQuote
+from hamilton_exec.market_books import BookQuote, BookStatusLog
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import CoinModels, ServedRelease, load_release
 from hamilton_exec.newest import NewestBarPreparer, NewestBars
@@ -52,6 +53,7 @@ from tests.integration.hamilton_fixtures import (
 from tests.unit.market_fixtures import require_real_data
 from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
+from trading_core.costs import BookStatus
 from trading_core.market.synthetic import SyntheticMarket
 from trading_core.regime import RegimeGates
 from trading_core.risk import Fill, RiskEnforcer, RiskState
@@ -406,3 +408,16 @@ def test_streamed_books_price_the_spread_and_a_stale_one_holds_the_coin(
     assert fallbacks.labels("book_stale")._value.get() == 1
     assert fallbacks.labels("book_missing")._value.get() == 1
     assert engine.metrics.stale_market_data.labels("book")._value.get() == 2
+
+
+def test_book_status_log_speaks_once_per_change() -> None:
+    log = BookStatusLog()
+    with structlog.testing.capture_logs() as logs:
+        for status in (BookStatus.STALE, BookStatus.STALE, BookStatus.MISSING, BookStatus.FRESH):
+            log.note("X/USDT", status, 12.0, 10.0)
+        log.note("Y/USDT", BookStatus.FRESH, 1.0, 10.0)
+    assert [(e["event"], e.get("status")) for e in logs] == [
+        ("book_stale", "stale"),
+        ("book_stale", "missing"),
+        ("book_fresh_again", None),
+    ]
