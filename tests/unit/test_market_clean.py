@@ -3,6 +3,8 @@ same reason by clean_ohlcv and by each consumer reading through it: the ranking'
 snapshot, training's dataset read and Hamilton's replay feed."""
 
 import asyncio
+import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,7 +79,7 @@ CASES: dict[str, tuple[Callable[[pl.DataFrame], pl.DataFrame], dict[str, int]]] 
     "high_below_open_close": (_change(high=130.2), {"high_below_open_close": 1}),
     "low_above_open_close": (_change(low=130.2), {"low_above_open_close": 1}),
     "off_grid_timestamp": (
-        _change(timestamp=START + ROW * HOUR + timedelta(minutes=7)),
+        lambda frame: with_row(frame, ROW, timestamp=START + ROW * HOUR + timedelta(minutes=7)),
         {"off_grid_timestamp": 1},
     ),
     "implausible_volume": (_change(volume=1e15), {"implausible_volume": 1}),
@@ -87,6 +89,20 @@ CASES: dict[str, tuple[Callable[[pl.DataFrame], pl.DataFrame], dict[str, int]]] 
     "out_of_order": (_swap, {"out_of_order": 1}),
     "open_candle": (_future(1), {"open_candle": 1}),
 }
+
+
+@pytest.fixture(autouse=True)
+def _clock_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The consumers judge open candles on the wall clock: place the candles relative to the
+    hour this test runs in (not the hour the module was imported in: a suite can cross an
+    hour), and never start within seconds of the hour's end."""
+    now = datetime.now(UTC)
+    if now.minute == 59 and now.second >= 55:
+        time.sleep(60 - now.second + 0.5)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    monkeypatch.setattr(sys.modules[__name__], "NOW_HOUR", hour)
+    monkeypatch.setattr(sys.modules[__name__], "START", hour - N_BARS * HOUR)
+    monkeypatch.setattr(sys.modules[__name__], "AS_OF", hour + 2 * HOUR)
 
 
 def _reasons(logs: list[dict[str, Any]]) -> dict[str, int]:
