@@ -51,6 +51,12 @@ class FeedMetrics:
         self.reconnects = Counter(
             names.FEED_RECONNECTS_TOTAL, "Websocket reconnects by stream", ["stream"], registry=r
         )
+        self.bars = Counter(
+            names.FEED_BARS_TOTAL,
+            "Closed bars kept for a tick, by how they came (stream, rest)",
+            ["via"],
+            registry=r,
+        )
         self.gap_filled = Counter(
             names.FEED_GAP_FILLED_BARS_TOTAL,
             "Closed bars fetched over REST because the stream did not deliver them",
@@ -84,6 +90,8 @@ class FeedMetrics:
             self.spread_fallbacks.labels(reason)
         for stream in FEED_STREAMS:
             self.reconnects.labels(stream)
+        for via in ("stream", "rest"):
+            self.bars.labels(via)
         for reason in DROP_REASONS:
             self.dropped.labels(reason)
         for kind in ("book", "bar"):

@@ -197,6 +197,8 @@ class StreamingFeed(PollingFeed):
             self._drop("duplicate_bar", symbol, candle.open_ms, source)
             return
         bars[symbol] = candle
+        if self.metrics is not None:
+            self.metrics.bars.labels(source).inc()
         self._wakeup.set()
 
     def _drop(self, reason: str, symbol: str, open_ms: int, source: str) -> None:

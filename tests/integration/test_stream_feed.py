@@ -30,9 +30,9 @@ SYMBOLS = ("BTC/USDT", "ETH/USDT", *[f"S{i:02d}/USDT" for i in range(22)])  # 24
 TIMEFRAME = "1m"
 SETTINGS = MarketDataFeedSection(  # market seconds (the simulator runs 60x: 150 s = 2.5 s wall)
     bar_grace_s=150.0,
-    rest_fill_after_s=30.0,
+    rest_fill_after_s=60.0,
     heartbeat_timeout_s=240.0,
-    max_book_age_s=30.0,
+    max_book_age_s=90.0,
     reconnect_backoff_s=0.1,
     reconnect_backoff_max_s=0.5,
 )
@@ -117,7 +117,9 @@ def test_stream_24_coins_every_closed_bar_once_equal_to_rest(sim: SimulatorServe
     _assert_every_bar_once(ticks, source)
     # the first bar closed before the subscription: REST filled it; later bars streamed
     assert metrics.gap_filled._value.get() >= len(SYMBOLS)
-    assert metrics.gap_filled._value.get() < 2 * len(SYMBOLS)
+    # later bars came over the stream (how many depends on the machine's load: at least one)
+    assert metrics.bars.labels("stream")._value.get() >= len(SYMBOLS)
+    assert metrics.bars.labels("rest")._value.get() == metrics.gap_filled._value.get()
     last = ticks[-1]
     assert last.books is not None and sorted(last.books) == sorted(SYMBOLS)
     top, status = book_for_decision(last.books, "BTC/USDT", last.now, SETTINGS.max_book_age_s)
@@ -152,8 +154,9 @@ def test_depth_sequence_gap_resyncs_the_book_and_keeps_bars(sim: SimulatorServer
 
 def test_stalled_book_stream_goes_stale_for_decisions(sim: SimulatorServer) -> None:
     feed, _, _ = _feed(sim)
-    actions = {2: lambda: sim.ws_faults.inject("stall", stream="*@bookTicker", duration_s=3.0)}
-    ticks = asyncio.run(_collect(feed, 4, actions))
+    # 5 wall seconds = 300 market seconds of silence; the last tick's bar closes >= 4 bars later
+    actions = {2: lambda: sim.ws_faults.inject("stall", stream="*@bookTicker", duration_s=5.0)}
+    ticks = asyncio.run(_collect(feed, 7, actions))
     stale = [
         book_for_decision(t.books, "BTC/USDT", t.now, SETTINGS.max_book_age_s)[1] for t in ticks
     ]

@@ -42,3 +42,4 @@ FEED_DROPPED_TOTAL: Final = "hamilton_feed_dropped_total"  # counter {reason}
 FEED_CLOSE_TO_TICK_SECONDS: Final = "hamilton_feed_close_to_tick_seconds"  # histogram
 FEED_MESSAGE_AGE_SECONDS: Final = "hamilton_feed_message_age_seconds"  # gauge {stream}
 FEED_REJECTED_CANDLES_TOTAL: Final = "hamilton_feed_rejected_candles_total"  # counter {reason}
+FEED_BARS_TOTAL: Final = "hamilton_feed_bars_total"  # counter {via} (stream, rest)
