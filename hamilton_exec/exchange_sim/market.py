@@ -267,25 +267,7 @@ class SyntheticMarket:
         for i, open_ms in enumerate(opens):
             row = prices[i]
             unit = float(units[i])
-            quote_volume = spec.quote_volume_per_minute * size / MINUTE_MS * (0.5 + unit) * elapsed
-            volume = quote_volume / float(row.mean())
-            taker = 0.4 + 0.2 * unit
-            rows.append(
-                [
-                    open_ms,
-                    _fmt(row[0], tick),
-                    _fmt(row.max(), tick),
-                    _fmt(row.min(), tick),
-                    _fmt(row[-1], tick),
-                    f"{volume:.8f}",
-                    open_ms + size - 1,
-                    f"{quote_volume:.8f}",
-                    max(1, int(quote_volume / 500)),
-                    f"{volume * taker:.8f}",
-                    f"{quote_volume * taker:.8f}",
-                    "0",
-                ]
-            )
+            rows.append(kline_row(spec, tick, int(open_ms), size, row, unit, elapsed))
         return rows
 
     def stats_24h(self, symbol_id: str, now_ms: int) -> dict[str, float]:
@@ -326,6 +308,37 @@ class SyntheticMarket:
                 range(last - (limit - 1) * FUNDING_INTERVAL_MS, last + 1, FUNDING_INTERVAL_MS)
             )
         return [(t, self.funding_rate_at(symbol_id, t), self.mid(symbol_id, t)) for t in times]
+
+
+def kline_row(
+    spec: "SymbolSpec",
+    tick: Decimal,
+    open_ms: int,
+    size: int,
+    prices: FloatArray,
+    unit: float,
+    elapsed: float,
+) -> Kline:
+    """Binance's kline row of one bar from its sampled mids: open/high/low/close on the tick
+    grid, a hashed volume (``unit`` in [0, 1)) for the ``elapsed`` share of the bar, the taker
+    share, a trade count. The REST klines and the websocket kline stream both build rows here."""
+    quote_volume = spec.quote_volume_per_minute * size / MINUTE_MS * (0.5 + unit) * elapsed
+    volume = quote_volume / float(prices.mean())
+    taker = 0.4 + 0.2 * unit
+    return [
+        open_ms,
+        _fmt(prices[0], tick),
+        _fmt(prices.max(), tick),
+        _fmt(prices.min(), tick),
+        _fmt(prices[-1], tick),
+        f"{volume:.8f}",
+        open_ms + size - 1,
+        f"{quote_volume:.8f}",
+        max(1, int(quote_volume / 500)),
+        f"{volume * taker:.8f}",
+        f"{quote_volume * taker:.8f}",
+        "0",
+    ]
 
 
 def _fmt(value: float, tick: Decimal) -> str:

@@ -20,14 +20,13 @@ from hamilton_exec.exchange_sim.market import (
     _LAYERS,
     _SAMPLES_PER_BAR,
     INTERVAL_MS,
-    MINUTE_MS,
     FloatArray,
     IntArray,
     Kline,
     SyntheticMarket,
-    _fmt,
     _stream,
     _unit,
+    kline_row,
 )
 from hamilton_exec.exchange_sim.matching import EngineConfig, Venue
 
@@ -120,25 +119,7 @@ class FastMarket:
             tick = (spec.futures if venue == "futures" else spec.spot).tick_size
             row = prices[i]
             unit = float(units[i])
-            quote_volume = spec.quote_volume_per_minute * size / MINUTE_MS * (0.5 + unit) * elapsed
-            volume = quote_volume / float(row.mean())
-            taker = 0.4 + 0.2 * unit
-            rows.append(
-                [
-                    open_ms,
-                    _fmt(row[0], tick),
-                    _fmt(row.max(), tick),
-                    _fmt(row.min(), tick),
-                    _fmt(row[-1], tick),
-                    f"{volume:.8f}",
-                    open_ms + size - 1,
-                    f"{quote_volume:.8f}",
-                    max(1, int(quote_volume / 500)),
-                    f"{volume * taker:.8f}",
-                    f"{quote_volume * taker:.8f}",
-                    "0",
-                ]
-            )
+            rows.append(kline_row(spec, tick, int(open_ms), size, row, unit, elapsed))
         return rows
 
 
