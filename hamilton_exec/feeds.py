@@ -109,13 +109,7 @@ class ReplayFeed:
                     raise
                 skipped.append((s, "optional_symbol_missing", str(exc)))
         if corrupt and not set(symbols) & set(bars):
-            if len(corrupt) == 1:
-                raise corrupt[0]
-            raise CorruptDataFileError(
-                f"every coin's candle file is unreadable ({len(corrupt)} files; first: "
-                f"{corrupt[0]})",
-                path=corrupt[0].path,
-            )
+            raise CorruptDataFileError.all_unreadable(corrupt, f"{self.timeframe} candle files")
         for symbol, reason, error in skipped:
             get_logger(__name__).warning(
                 "replay_symbol_skipped", symbol=symbol, reason=reason, error=error

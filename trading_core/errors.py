@@ -64,6 +64,19 @@ class CorruptDataFileError(DataSourceError):
         super().__init__(message)
         self.path = path
 
+    @classmethod
+    def all_unreadable(
+        cls, corrupt: "Sequence[CorruptDataFileError]", what: str
+    ) -> "CorruptDataFileError":
+        """The error when every input is corrupt: the file's own when there is one, else one
+        line counting them and naming the first (``what``: e.g. "1h candle files in data/")."""
+        if len(corrupt) == 1:
+            return corrupt[0]
+        return cls(
+            f"all {len(corrupt)} {what} are unreadable (first: {corrupt[0]})",
+            path=corrupt[0].path,
+        )
+
 
 class StaleDataError(FatalError):
     """The newest closed bar is older than allowed: no trading on it."""

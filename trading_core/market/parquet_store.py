@@ -278,12 +278,8 @@ class ParquetSource:
             if row is not None:
                 rows.append(row)
         if corrupt and len(corrupt) == len(symbols):
-            if len(corrupt) == 1:
-                raise corrupt[0]
-            raise CorruptDataFileError(
-                f"all {len(corrupt)} {self.timeframe} candle files in {self.store.root} are "
-                f"unreadable (first: {corrupt[0]})",
-                path=corrupt[0].path,
+            raise CorruptDataFileError.all_unreadable(
+                corrupt, f"{self.timeframe} candle files in {self.store.root}"
             )
         for skipped in corrupt:
             _log().warning(
