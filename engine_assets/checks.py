@@ -1,7 +1,6 @@
 """Asset checks of the daily DAG. Blocking checks stop the downstream assets of the run."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -48,7 +47,7 @@ def _sample_bars(
     as_of = partition_end(partition_days(context)[-1])
     ranking = brain.open().load_ranking(as_of.date() - timedelta(days=1))
     symbol = active_symbols(ranking, 1, quote=config.engine.quote)[0]
-    store = ParquetStore(Path(config.data.store_path))
+    store = ParquetStore(config.data.store_path, endpoint_url=config.storage.endpoint_url)
     timeframe = config.engine.timeframes[0]
     start = as_of - timedelta(days=config.data.history_days)
     return symbol, store.read_clean(symbol, timeframe, start=start, end=as_of).frame

@@ -4,7 +4,6 @@ challengers' standing, and with auto-gating on writes next week's regime-gate ov
 Brain Library (audited); the next daily push carries them into the release Hamilton follows."""
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -46,7 +45,7 @@ def engine_leaderboard(
     bind_run(context, config)
     week_start = datetime.strptime(context.partition_key, "%Y-%m-%d").replace(tzinfo=UTC)
     as_of = week_start + timedelta(days=7)
-    store = ParquetStore(Path(config.data.store_path))
+    store = ParquetStore(config.data.store_path, endpoint_url=config.storage.endpoint_url)
     library = brain.open()
     since = as_of - timedelta(days=config.regime_gates.leaderboard_window_days)
     events = logged_decisions(library, since=since, until=as_of)

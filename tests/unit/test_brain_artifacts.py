@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trading_core.brain import ArtifactStore
-from trading_core.errors import ArtifactIntegrityError, ArtifactNotFoundError
+from trading_core.errors import ArtifactIntegrityError, ArtifactNotFoundError, ConfigError
 
 PAYLOAD = b"{U\x04trees[...]}" * 50
 
@@ -93,3 +94,49 @@ def test_put_from_many_threads_same_bytes_one_file(tmp_path: Path) -> None:
 def test_put_load_roundtrip_any_bytes(tmp_path: Path, data: bytes) -> None:
     store = ArtifactStore(tmp_path)
     assert store.load(store.put(data).sha256) == data
+
+
+def _remote_store() -> ArtifactStore:
+    """A store on a non-local fsspec filesystem (memory://): the object-store code path that
+    s3:// takes (S3 itself: tests/integration/test_s3_storage.py)."""
+    return ArtifactStore(f"memory://artifact-tests/{uuid.uuid4().hex}")
+
+
+def test_remote_put_load_returns_store_url_and_verifies() -> None:
+    store = _remote_store()
+    ref = store.put(PAYLOAD)
+    assert ref.uri == f"{store.url}/{ref.sha256[:2]}/{ref.sha256[2:]}"
+    assert ref.uri.startswith("memory://artifact-tests/")
+    assert store.exists(ref.sha256) and store.load(ref.sha256) == PAYLOAD
+    assert store.put(PAYLOAD) == ref
+    with pytest.raises(ValueError, match="not on the local filesystem"):
+        store.path_for(ref.sha256)
+
+
+def test_remote_flipped_byte_raises_integrity_error_and_is_not_overwritten() -> None:
+    store = _remote_store()
+    ref = store.put(PAYLOAD)
+    file = store.location_for(ref.sha256)
+    damaged = bytearray(PAYLOAD)
+    damaged[len(damaged) // 2] ^= 0x01
+    file.filesystem().pipe_file(file.path, bytes(damaged))
+    with pytest.raises(ArtifactIntegrityError, match=ref.sha256):
+        store.load(ref.sha256)
+    with pytest.raises(ArtifactIntegrityError):
+        store.put(PAYLOAD)
+    assert file.filesystem().cat_file(file.path) == bytes(damaged)
+
+
+def test_remote_missing_raises_not_found() -> None:
+    store = _remote_store()
+    ref = store.put(PAYLOAD)
+    file = store.location_for(ref.sha256)
+    file.filesystem().rm_file(file.path)
+    assert not store.exists(ref.sha256)
+    with pytest.raises(ArtifactNotFoundError, match=ref.sha256):
+        store.load(ref.sha256)
+
+
+def test_bad_scheme_raises_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"'gs://models/a'.*allowed schemes: file, s3, memory"):
+        ArtifactStore("gs://models/a")

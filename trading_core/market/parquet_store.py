@@ -1,4 +1,5 @@
-"""A local OHLCV store of parquet files, and the market-data source over it.
+"""An OHLCV store of parquet files (a local folder or an object store), and the market-data
+source over it.
 
 Layout (the one of ``shared/data/real/ohlcv``): one file per symbol and timeframe,
 ``{BASE}_{QUOTE}-{TIMEFRAME}.parquet``, columns of :data:`~trading_core.market.schema.OHLCV_SCHEMA`,
@@ -9,8 +10,14 @@ file in the same folder, then ``os.replace``, and strictly validated
 :meth:`ParquetStore.read_clean` (:func:`~trading_core.market.validation.clean_ohlcv`: bad rows
 dropped and counted by reason). A file that cannot be read at all is a
 :class:`~trading_core.errors.CorruptDataFileError` naming it.
+
+The root is a URL (:mod:`trading_core.storage`): a plain path or ``file://`` keeps the local
+fast path (``scan_parquet`` of the file, temp file + ``os.replace``); ``s3://bucket/prefix``
+goes through fsspec. There a file is read with one GET of the whole object and written with one
+PUT, so a reader sees either the old or the new object, never a mix.
 """
 
+import io
 import math
 import os
 import re
@@ -37,6 +44,7 @@ from trading_core.market.source import MarketDataSource, require_utc_window
 from trading_core.market.spread import corwin_schultz_window_bps, edge_spread_bps
 from trading_core.market.validation import CleanBars, clean_ohlcv, validate_ohlcv
 from trading_core.observability.logging import get_logger
+from trading_core.storage import StorageLocation, parse_location
 from trading_core.types import TIMEFRAMES, timeframe_ms
 
 _FILE_RE: Final = re.compile(
@@ -53,7 +61,7 @@ def _log() -> Any:
 
 
 @contextmanager
-def _reading(path: Path) -> Iterator[None]:
+def _reading(path: Path | str) -> Iterator[None]:
     """Turn a polars/OS read failure of ``path`` into one line naming the file and the fix."""
     try:
         yield
@@ -67,43 +75,78 @@ def _reading(path: Path) -> Iterator[None]:
         ) from exc
 
 
-def _read(path: Path, collect: Callable[[], _T]) -> _T:
+def _read(path: Path | str, collect: Callable[[], _T]) -> _T:
     with _reading(path):
         return collect()
 
 
 class ParquetStore:
-    """Read, write and append validated candles under ``root``."""
+    """Read, write and append validated candles under ``root`` (a path or a store URL).
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    ``root`` is the :class:`~pathlib.Path` of a local store (as before) and the
+    :class:`~trading_core.storage.StorageLocation` of a remote one; ``url`` is the full URL."""
 
-    def path(self, symbol: str, timeframe: str) -> Path:
-        """``root/{BASE}_{QUOTE}-{TIMEFRAME}.parquet``."""
+    def __init__(
+        self, root: str | Path | StorageLocation, *, endpoint_url: str | None = None
+    ) -> None:
+        self.location = parse_location(root, endpoint_url=endpoint_url)
+        self.url = self.location.url
+        self.root: Path | StorageLocation = (
+            self.location.local_path() if self.location.is_local else self.location
+        )
+
+    @property
+    def is_local(self) -> bool:
+        return self.location.is_local
+
+    def file_name(self, symbol: str, timeframe: str) -> str:
+        """``{BASE}_{QUOTE}-{TIMEFRAME}.parquet``."""
         base, quote = split_symbol(symbol)
         if timeframe not in TIMEFRAMES:
             raise ValueError(
                 f"timeframe {timeframe!r} is not supported; allowed: {list(TIMEFRAMES)}"
             )
-        return self.root / f"{base}_{quote}-{timeframe}.parquet"
+        return f"{base}_{quote}-{timeframe}.parquet"
+
+    def path(self, symbol: str, timeframe: str) -> Path:
+        """``root/{BASE}_{QUOTE}-{TIMEFRAME}.parquet`` of a local store (ValueError if remote)."""
+        return self._candles(symbol, timeframe).local_path()
 
     def funding_path(self, symbol: str) -> Path:
-        base, quote = split_symbol(symbol)
-        return self.root / f"{base}_{quote}-8h-funding_rate.parquet"
+        return self._funding(symbol).local_path()
+
+    def file_url(self, symbol: str, timeframe: str) -> str:
+        """The candle file's full URL (``file://`` or ``s3://``)."""
+        return self._candles(symbol, timeframe).url
 
     def exists(self, symbol: str, timeframe: str) -> bool:
-        return self.path(symbol, timeframe).is_file()
+        return self._candles(symbol, timeframe).is_file()
 
     def list_symbols(self, timeframe: str) -> list[str]:
         """Symbols with a file for ``timeframe``, sorted."""
-        if not self.root.is_dir():
-            return []
         found = []
-        for entry in self.root.iterdir():
-            match = _FILE_RE.match(entry.name)
+        for name in self.location.names():
+            match = _FILE_RE.match(name)
             if match and match["tf"] == timeframe:
                 found.append(f"{match['base']}/{match['quote']}")
         return sorted(found)
+
+    def _candles(self, symbol: str, timeframe: str) -> StorageLocation:
+        return self.location.join(self.file_name(symbol, timeframe))
+
+    def _funding(self, symbol: str) -> StorageLocation:
+        base, quote = split_symbol(symbol)
+        return self.location.join(f"{base}_{quote}-8h-funding_rate.parquet")
+
+    def _source(self, file: StorageLocation) -> tuple[Path | str, Path | io.BytesIO] | None:
+        """(name for messages, what polars reads) of a stored file; None when there is none.
+
+        Remote: the whole object in one GET, so the read cannot mix an old and a new version."""
+        if file.is_local:
+            path = file.local_path()
+            return (path, path) if path.is_file() else None
+        data = file.fetch()
+        return None if data is None else (file.url, io.BytesIO(data))
 
     def read(
         self,
@@ -113,15 +156,17 @@ class ParquetStore:
         end: datetime | None = None,
     ) -> pl.DataFrame:
         """Candles with open time in ``[start, end)`` (open-ended where None); empty if no file."""
-        path = self.path(symbol, timeframe)
-        if not path.is_file():
+        found = self._source(self._candles(symbol, timeframe))
+        if found is None:
             return empty_ohlcv()
-        lazy = pl.scan_parquet(path).select(list(OHLCV_SCHEMA))
+        name, source = found
+        with _reading(name):  # a remote object that is not parquet fails already at the scan
+            lazy = pl.scan_parquet(source).select(list(OHLCV_SCHEMA))
         if start is not None:
             lazy = lazy.filter(pl.col("timestamp") >= start)
         if end is not None:
             lazy = lazy.filter(pl.col("timestamp") < end)
-        return _read(path, lambda: lazy.collect().cast(pl.Schema(OHLCV_SCHEMA)))
+        return _read(name, lambda: lazy.collect().cast(pl.Schema(OHLCV_SCHEMA)))
 
     def read_clean(
         self,
@@ -145,12 +190,17 @@ class ParquetStore:
 
     def time_span(self, symbol: str, timeframe: str) -> tuple[datetime, datetime] | None:
         """Open times of the oldest and newest stored candles, or None when nothing is stored."""
-        path = self.path(symbol, timeframe)
-        if not path.is_file():
+        found = self._source(self._candles(symbol, timeframe))
+        if found is None:
             return None
+        name, source = found
         ts = pl.col("timestamp")
-        lazy = pl.scan_parquet(path).select(ts.min(), ts.max().alias("last"))
-        first, last = _read(path, lambda: lazy.collect().row(0))
+        first, last = _read(
+            name,
+            lambda: (
+                pl.scan_parquet(source).select(ts.min(), ts.max().alias("last")).collect().row(0)
+            ),
+        )
         if not isinstance(first, datetime) or not isinstance(last, datetime):
             return None
         return first, last
@@ -158,7 +208,7 @@ class ParquetStore:
     def write(self, symbol: str, timeframe: str, frame: pl.DataFrame) -> int:
         """Validate and replace the file atomically; returns the rows written."""
         bars = validate_ohlcv(frame, symbol=symbol, timeframe=timeframe).frame
-        self._atomic_write(self.path(symbol, timeframe), bars)
+        self._atomic_write(self._candles(symbol, timeframe), bars)
         return bars.height
 
     def append(self, symbol: str, timeframe: str, frame: pl.DataFrame) -> int:
@@ -172,18 +222,19 @@ class ParquetStore:
         ).frame
         added = merged.height - existing.height
         if added:
-            self._atomic_write(self.path(symbol, timeframe), merged)
+            self._atomic_write(self._candles(symbol, timeframe), merged)
         _log().info("store_appended", symbol=symbol, timeframe=timeframe, rows_added=added)
         return added
 
     def read_funding(self, symbol: str) -> pl.DataFrame:
-        path = self.funding_path(symbol)
-        if not path.is_file():
+        found = self._source(self._funding(symbol))
+        if found is None:
             return empty_funding()
+        name, source = found
         return _read(
-            path,
+            name,
             lambda: (
-                pl.read_parquet(path).select(list(FUNDING_SCHEMA)).cast(pl.Schema(FUNDING_SCHEMA))
+                pl.read_parquet(source).select(list(FUNDING_SCHEMA)).cast(pl.Schema(FUNDING_SCHEMA))
             ),
         )
 
@@ -194,10 +245,17 @@ class ParquetStore:
             .unique("timestamp")
             .sort("timestamp")
         )
-        self._atomic_write(self.funding_path(symbol), clean)
+        self._atomic_write(self._funding(symbol), clean)
         return clean.height
 
-    def _atomic_write(self, path: Path, frame: pl.DataFrame) -> None:
+    def _atomic_write(self, file: StorageLocation, frame: pl.DataFrame) -> None:
+        if not file.is_local:
+            # one PUT of the whole object: atomic on S3 (readers see the old or the new object)
+            buffer = io.BytesIO()
+            frame.write_parquet(buffer)
+            file.put(buffer.getvalue())
+            return
+        path = file.local_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -247,7 +305,7 @@ class ParquetSource:
         if not self.store.exists(symbol, timeframe):
             raise DataSourceError(
                 f"no {timeframe} candles for {symbol!r} in {self.store.root} "
-                f"(expected {self.store.path(symbol, timeframe).name})"
+                f"(expected {self.store.file_name(symbol, timeframe)})"
             )
         return self.store.read_clean(symbol, timeframe, start, end).frame
 

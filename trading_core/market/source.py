@@ -58,7 +58,10 @@ def require_utc_window(start: datetime, end: datetime) -> None:
 
 
 def make_source(
-    config: EngineConfig, *, store_root: Path | None = None, ccxt_client: Any | None = None
+    config: EngineConfig,
+    *,
+    store_root: str | Path | None = None,
+    ccxt_client: Any | None = None,
 ) -> MarketDataSource:
     """The source named by ``config.data.source``.
 
@@ -75,7 +78,9 @@ def make_source(
         from trading_core.market.parquet_store import ParquetSource, ParquetStore
 
         return ParquetSource(
-            ParquetStore(store_root or Path(config.data.store_path)),
+            ParquetStore(
+                store_root or config.data.store_path, endpoint_url=config.storage.endpoint_url
+            ),
             quote=quote,
             spread_estimator=config.data.spread_estimator,
         )

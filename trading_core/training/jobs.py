@@ -7,7 +7,6 @@ is large enough (well over 100 ms) to amortise scheduling.
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Literal
 
 import polars as pl
@@ -54,7 +53,7 @@ def load_coin_frame(job: CoinJob) -> CoinFrame:
     """The job's coin prepared from the store: ``history_days`` of bars before ``as_of``, read
     through :meth:`~trading_core.market.parquet_store.ParquetStore.read_clean` (bad candles
     dropped and logged by reason). The BTC reference is optional: None where the store has none."""
-    store = ParquetStore(Path(job.store_root))
+    store = ParquetStore(job.store_root, endpoint_url=job.config.storage.endpoint_url)
     start = job.as_of - timedelta(days=job.config.data.history_days)
     bars = store.read_clean(job.symbol, job.timeframe, start=start, end=job.as_of).frame
     if bars.height == 0:
