@@ -67,7 +67,7 @@ def coin_retrain(
             regimes=config.regimes or None,
             timeframes=config.timeframes or None,
         )
-        trained = train_all(client, jobs, settings)
+        trained = train_all(client, jobs, settings, resources=plan.task_resources)
         register_trained(
             library,
             list(trained.results),
@@ -81,7 +81,7 @@ def coin_retrain(
             and (not config.regimes or v.key.regime in config.regimes)
             and (not config.timeframes or v.key.timeframe in config.timeframes)
         }
-        validated = validate_all(client, jobs, settings)
+        validated = validate_all(client, jobs, settings, resources=plan.task_resources)
     # judge each key on the version that now carries its validation (the one read above
     # predates it and would read as "not validated")
     recorded = record_validations(library, list(validated.results), versions)

@@ -2,11 +2,15 @@
 
 One failing job never sinks the others: every job ends as ``ok``, ``failed`` or ``timeout``
 with its error text, and failures are retried up to ``retry_attempts`` times.
+
+``resources`` (e.g. ``{"GPU": 1}`` from :attr:`~trading_core.training.cluster.ClusterPlan.
+task_resources`) goes with every task: Dask runs it only on a worker that advertises as much.
+A task of a worker that dies is rescheduled by Dask itself; ``run_jobs`` only sees it later.
 """
 
 import time
 import uuid
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
@@ -50,6 +54,7 @@ def run_jobs(
     retry_attempts: int,
     on_done: Callable[[JobOutcome[R]], None] | None = None,
     poll_s: float = 0.5,
+    resources: Mapping[str, float] | None = None,
 ) -> list[JobOutcome[R]]:
     """Run ``fn(job)`` for every job on ``client``; outcomes in the order of ``jobs``."""
     if max_in_flight < 1:
@@ -57,6 +62,7 @@ def run_jobs(
     pending: list[tuple[J, int]] = [(job, 1) for job in jobs]
     pending.reverse()
     running: list[_Running[J]] = []
+    task_resources = dict(resources) if resources else None
     outcomes: dict[Hashable, JobOutcome[R]] = {}
 
     def finish(outcome: JobOutcome[R]) -> None:
@@ -71,7 +77,7 @@ def run_jobs(
             # the task key must be unique per function and run: Dask returns a finished task's
             # result for a key it already holds (a train and a validate of one coin collide)
             task_key = f"{getattr(fn, '__name__', 'job')}-{key}-a{attempt}-{uuid.uuid4().hex[:8]}"
-            future = client.submit(fn, job, key=task_key, pure=False)
+            future = client.submit(fn, job, key=task_key, pure=False, resources=task_resources)
             running.append(_Running(key, job, future, time.monotonic(), attempt))
         _wait_some([r.future for r in running], poll_s)
         still: list[_Running[J]] = []
