@@ -22,9 +22,9 @@ from engine_assets.schedules import (
     daily_training_schedule,
     leaderboard_job,
     release_push_job,
-    release_push_schedule,
     weekly_leaderboard_schedule,
 )
+from engine_assets.sensors import DAILY_SENSORS
 
 DAILY_ASSETS = [
     coin_universe,
@@ -52,7 +52,8 @@ defs = dg.Definitions(
     assets=[*DAILY_ASSETS, engine_leaderboard, coin_retrain],
     asset_checks=[coin_universe_not_empty, features_causal, features_finite],
     jobs=[daily_training_job, release_push_job, leaderboard_job],
-    schedules=[daily_training_schedule, release_push_schedule, weekly_leaderboard_schedule],
+    schedules=[daily_training_schedule, weekly_leaderboard_schedule],
+    sensors=[*DAILY_SENSORS],
     resources=build_resources(),
     loggers={"console": engine_console_logger},
 )

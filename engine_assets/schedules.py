@@ -1,4 +1,8 @@
-"""Jobs and schedules: training at 02:00 UTC, the push at 03:00 UTC, the weekly leaderboard."""
+"""Jobs and schedules: training at 02:00 UTC, the weekly leaderboard.
+
+The push has no schedule: ``release_push_after_training`` (engine_assets/sensors.py) requests
+``release_push`` when a ``daily_training`` run succeeds, so a failed day is never released.
+"""
 
 import dagster as dg
 
@@ -25,7 +29,8 @@ daily_training_job = dg.define_asset_job(
 release_push_job = dg.define_asset_job(
     "release_push",
     selection=dg.AssetSelection.assets("brain_library_push"),
-    description="Write the day's release that Hamilton follows.",
+    description="Write the day's release that Hamilton follows (requested by the sensor "
+    "release_push_after_training once the day's daily_training run succeeded).",
     config=JSON_LOGS_RUN_CONFIG,
 )
 leaderboard_job = dg.define_asset_job(
@@ -38,12 +43,6 @@ leaderboard_job = dg.define_asset_job(
 daily_training_schedule = dg.build_schedule_from_partitioned_job(
     daily_training_job,
     hour_of_day=2,
-    minute_of_hour=0,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-release_push_schedule = dg.build_schedule_from_partitioned_job(
-    release_push_job,
-    hour_of_day=3,
     minute_of_hour=0,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )

@@ -10,6 +10,11 @@ Training metrics (``training_job_duration_seconds{coin,regime}``, ``training_job
 come from the Brain Library's models (the batch training job has no scrape target): the
 duration is the validation's recorded fit time when present, and the status counts the
 model versions by stage.
+
+The daily pipeline's runs (``engine_daily_runs_total{dagster_job,status}``,
+``engine_daily_run_last_status{dagster_job}``, ``engine_daily_run_last_duration_seconds``,
+``engine_release_last_success_timestamp_seconds``) come from the Brain Library's pipeline run
+table, which Dagster's run status sensors write (engine_assets/sensors.py).
 """
 
 import math
@@ -21,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from hamilton_exec.feed_metrics import FeedMetrics
 from hamilton_exec.models import REFUSAL_REASONS
 from trading_core.brain import ModelVersion
+from trading_core.brain.pipeline_runs import RUN_STATUSES, PipelineSummary
 from trading_core.engines import ENGINE_NAMES
 from trading_core.observability import metric_names as names
 from trading_core.risk import DenialReason, TradingState
@@ -42,6 +48,10 @@ COMPONENTS: Final = (
     "decision",
 )
 ERROR_TYPES: Final = ("DataValidationError", "ModelError")
+# the daily Dagster jobs the run table records (label dagster_job: bounded)
+DAILY_JOBS: Final = ("daily_training", "release_push")
+# engine_daily_run_last_status: the newest run's status as a number (alerts compare it)
+LAST_STATUS_VALUE: Final = {"success": 1.0, "failure": 0.0, "canceled": -1.0}
 REFUSAL_CODES: Final = (
     "insufficient_balance",
     "filter_failure",
@@ -189,6 +199,32 @@ class HamiltonMetrics:
             ["verdict"],
             registry=r,
         )
+        self.daily_runs = Gauge(
+            names.DAILY_RUNS_TOTAL,
+            "Finished runs of the daily Dagster jobs by status (all time)",
+            ["dagster_job", "status"],
+            registry=r,
+        )
+        self.daily_run_last_status = Gauge(
+            names.DAILY_RUN_LAST_STATUS,
+            "Newest run of each daily job: 1 success, 0 failure, -1 canceled",
+            ["dagster_job"],
+            registry=r,
+        )
+        self.daily_run_last_duration = Gauge(
+            names.DAILY_RUN_LAST_DURATION_SECONDS,
+            "Duration of the newest run of each daily job (s)",
+            ["dagster_job"],
+            registry=r,
+        )
+        # registered at the first successful push: absent until then rather than a 0 (1970)
+        # that would read as "no release for 56 years"
+        self.release_last_success = Gauge(
+            names.RELEASE_LAST_SUCCESS_TIMESTAMP_SECONDS,
+            "End of the newest release_push run whose outcome was pushed or unchanged (unix s)",
+            registry=None,
+        )
+        self._release_success_registered = False
         self._initialise()
 
     def _initialise(self) -> None:
@@ -202,6 +238,9 @@ class HamiltonMetrics:
             self.denials.labels(denial.value)
         for refusal in REFUSAL_REASONS:
             self.release_refused.labels(refusal)
+        for job in DAILY_JOBS:  # a zero count, not "no data", before the first run
+            for status in RUN_STATUSES:
+                self.daily_runs.labels(job, status)
         for engine in ENGINE_NAMES:
             self.errors.labels(engine, ERROR_TYPES[0])
         for result in ("applied", "drift", "deferred", "failed"):
@@ -261,6 +300,21 @@ class HamiltonMetrics:
             self.gate_verdicts.labels(verdict).set(count)
         for (coin, regime), model in newest.items():
             self.training_duration.labels(coin, regime).set(fit_seconds(model))
+
+    def export_daily_runs(self, summary: PipelineSummary) -> None:
+        """The pipeline run table's summary (module docstring)."""
+        for (job, status), count in summary.counts.items():
+            self.daily_runs.labels(job, status).set(count)
+        for job, run in summary.last.items():
+            self.daily_run_last_status.labels(job).set(LAST_STATUS_VALUE[run.status])
+            if run.duration_s is not None:
+                self.daily_run_last_duration.labels(job).set(run.duration_s)
+        if summary.last_push_success_at is None:
+            return
+        if not self._release_success_registered:
+            self.registry.register(self.release_last_success)
+            self._release_success_registered = True
+        self.release_last_success.set(summary.last_push_success_at.timestamp())
 
 
 def gate_counts(models: Iterable[ModelVersion]) -> dict[str, int]:

@@ -10,6 +10,10 @@ served: a corrupt new release never sends Hamilton back to an older one, and at 
 served) the last good release serves rather than nothing. A release newer than the refused one
 is tried at the next poll. An unreachable database is a retryable miss: the next poll tries
 again.
+
+Each poll of the service's sensor also exports the daily pipeline's run table
+(:func:`export_pipeline_metrics`): a failed day writes no release, so waiting for a release to
+export it would hide exactly the failure the alerts watch for.
 """
 
 from collections.abc import Callable, Mapping
@@ -70,6 +74,8 @@ class ReleaseSensor:
         self._settled: int | None = None
 
     def poll(self) -> PollResult:
+        if self.after_swap:
+            export_pipeline_metrics(self.library, self.engine.metrics)
         try:
             latest = self.library.latest_release()
         except BrainUnavailableError as exc:
@@ -165,6 +171,15 @@ def export_training_metrics(library: BrainLibrary, metrics: HamiltonMetrics) -> 
         metrics.export_training(library.list_models())
     except BrainUnavailableError as exc:
         _log().warning("training_metrics_unavailable", error=str(exc))
+    export_pipeline_metrics(library, metrics)
+
+
+def export_pipeline_metrics(library: BrainLibrary, metrics: HamiltonMetrics) -> None:
+    """The daily pipeline's runs (Brain Library run table) as gauges; see HamiltonMetrics."""
+    try:
+        metrics.export_daily_runs(library.pipeline_summary())
+    except BrainUnavailableError as exc:
+        _log().warning("pipeline_metrics_unavailable", error=str(exc))
 
 
 def warm_start(

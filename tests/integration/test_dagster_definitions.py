@@ -50,14 +50,51 @@ def test_daily_assets_share_daily_partitions_and_single_run_backfills() -> None:
     assert isinstance(retrain.partitions_def, dg.DynamicPartitionsDefinition)
 
 
-def test_schedules_run_training_at_0200_and_push_at_0300_utc() -> None:
+def test_schedules_run_training_at_0200_utc_and_the_push_has_none() -> None:
     training = defs.resolve_schedule_def("daily_training_schedule")
-    push = defs.resolve_schedule_def("release_push_schedule")
     assert training.cron_schedule == "0 2 * * *"
-    assert push.cron_schedule == "0 3 * * *"
     assert training.execution_timezone == "UTC"
     weekly = defs.resolve_schedule_def("weekly_leaderboard_schedule")
     assert weekly.cron_schedule == "0 1 * * 0"
+    # issue 13: the push is chained to a successful training run, never on its own clock
+    assert {s.name for s in defs.schedules or []} == {
+        "daily_training_schedule",
+        "weekly_leaderboard_schedule",
+    }
+    resolved = [defs.resolve_schedule_def(s.name) for s in defs.schedules or []]
+    assert {s.job_name for s in resolved} == {"daily_training", "weekly_leaderboard"}
+
+
+def test_daily_run_sensors_watch_the_daily_jobs_and_chain_the_push() -> None:
+    sensors = {s.name: s for s in defs.sensors or []}
+    assert set(sensors) == {
+        "daily_run_failure_sensor",
+        "daily_run_canceled_sensor",
+        "daily_run_success_sensor",
+        "release_push_after_training",
+    }
+    for name in (
+        "daily_run_failure_sensor",
+        "daily_run_canceled_sensor",
+        "daily_run_success_sensor",
+    ):
+        sensor = sensors[name]
+        assert isinstance(sensor, dg.RunStatusSensorDefinition), name
+        assert sensor.default_status == dg.DefaultSensorStatus.RUNNING, name
+    chain = sensors["release_push_after_training"]
+    assert isinstance(chain, dg.RunStatusSensorDefinition)
+    assert chain.job_name == "release_push"
+    assert chain.default_status == dg.DefaultSensorStatus.RUNNING
+    # which status each one watches, and what it does, is exercised on real runs in
+    # tests/integration/test_daily_run_sensors.py (Dagster exposes no public accessor)
+    assert all(s.sensor_type.value == "RUN_STATUS" for s in sensors.values())
+    assert sensors["daily_run_success_sensor"].required_resource_keys == {"engine_config"}
+    jobs = {job.name for job in defs.jobs or []}
+    assert {"daily_training", "release_push", "weekly_leaderboard"} <= jobs
+    push = defs.resolve_job_def("release_push")
+    assert {k.to_user_string() for k in push.asset_layer.executable_asset_keys} == {
+        "brain_library_push"
+    }
 
 
 def test_blocking_leakage_checks_are_declared() -> None:

@@ -10,19 +10,27 @@ import json
 import math
 import subprocess
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import start_http_server
 
+from hamilton_exec.metrics import HamiltonMetrics
+from hamilton_exec.sensors import export_pipeline_metrics
 from tests.integration.prometheus_harness import (
     PrometheusServer,
     dashboard_exprs,
+    free_port,
     require_prometheus_tools,
+    running_prometheus,
 )
 from tests.integration.test_prometheus_rules import live_hamilton_prometheus
+from trading_core.brain import BrainLibrary
+from trading_core.brain.pipeline_runs import PipelineRun
 from trading_core.config.models import ExchangeSection
 
 GRAFANA_DIR = Path(__file__).resolve().parents[2] / "docker" / "grafana"
@@ -322,3 +330,69 @@ def test_live_trading_panels_show_the_state(live_prometheus: PrometheusServer) -
     for expr in by_panel["Realized minus expected cost"]:
         (quantile,) = _values(live_prometheus, expr, "venue").values()
         assert -8.0 <= quantile <= 8.0, expr
+
+
+# --- issue 13: the daily runs in the "Training job status" panel ---------------------------------
+
+TRAINING_STATUS_PANEL = "Training job status"
+
+
+def _panel_exprs(title: str) -> dict[str, str]:
+    """refId -> expression of the overview dashboard's panel ``title``."""
+    (panel,) = [p for p in _panels(_load(DASHBOARDS[0])) if p["title"] == title]
+    return {target["refId"]: target["expr"] for target in panel["targets"]}
+
+
+def test_training_status_panel_reads_the_daily_run_metrics() -> None:
+    exprs = _panel_exprs(TRAINING_STATUS_PANEL)
+    assert exprs["A"] == "sum by (status) (training_jobs_total)"
+    daily = " ".join(expr for ref, expr in exprs.items() if ref != "A")
+    for name in (
+        "engine_daily_run_last_status",
+        "engine_daily_run_last_duration_seconds",
+        'engine_daily_runs_total{status="success"}',
+        'engine_daily_runs_total{status="failure"}',
+    ):
+        assert name in daily, name
+
+
+def test_training_status_panel_shows_a_failed_day_from_the_run_table(tmp_path: Path) -> None:
+    """A real Brain Library run table (one good day, then a failed one), exported through
+    Hamilton's metrics object and scraped by a real Prometheus: the panel's expressions return
+    the failed newest run, its duration and the counts."""
+    require_prometheus_tools()
+    library = BrainLibrary(f"sqlite:///{tmp_path / 'brain.db'}", tmp_path / "artifacts")
+    library.migrate()
+    start = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+    rows = [
+        ("t1", "daily_training", "success", start, 1500, None),
+        ("p1", "release_push", "success", start + timedelta(minutes=30), 12, "pushed"),
+        ("t2", "daily_training", "failure", start + timedelta(days=1), 420, None),
+    ]
+    for run_id, job, status, began, seconds, outcome in rows:
+        library.record_pipeline_run(
+            PipelineRun(run_id, job, "2026-10-31", status, began + timedelta(seconds=seconds),
+                        began, release_outcome=outcome)
+        )  # fmt: skip
+    metrics = HamiltonMetrics(venue="binance")
+    export_pipeline_metrics(library, metrics)
+    library.close()
+    exprs = _panel_exprs(TRAINING_STATUS_PANEL)
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    (tmp_path / "prom").mkdir()
+    try:
+        with running_prometheus([f"127.0.0.1:{port}"], tmp_path / "prom") as prom:
+            prom.wait_for_series("engine_daily_run_last_status")
+            last = _values(prom, exprs["B"], "dagster_job")
+            duration = _values(prom, exprs["C"], "dagster_job")
+            succeeded = _values(prom, exprs["D"], "dagster_job")
+            failed = _values(prom, exprs["E"], "dagster_job")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    assert last == {"daily_training": 0.0, "release_push": 1.0}
+    assert duration == {"daily_training": 420.0, "release_push": 12.0}
+    assert succeeded == {"daily_training": 1.0, "release_push": 1.0}
+    assert failed == {"daily_training": 1.0, "release_push": 0.0}

@@ -5,7 +5,7 @@ rules read exists with the labels they use."""
 import asyncio
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from tests.integration.prometheus_harness import (
     running_prometheus,
 )
 from trading_core.brain import BrainLibrary
+from trading_core.brain.pipeline_runs import PipelineRun
 
 DASHBOARDS = sorted((REPO_ROOT / "docker" / "grafana" / "dashboards").glob("*.json"))
 ALERT_SERIES = (
@@ -35,6 +36,8 @@ ALERT_SERIES = (
     "hamilton_release_age_seconds",
     "hamilton_release_refused_total",
     "engine_error_rate_total",
+    'engine_daily_run_last_status{dagster_job="daily_training"}',
+    "engine_release_last_success_timestamp_seconds",
 )
 # Live-trading panels that show only non-zero series (open positions, open orders, drift): a
 # paper replay can be flat with no order open at the moment of the query, and never reconciles.
@@ -58,6 +61,7 @@ def test_every_dashboard_expression_returns_data_from_a_live_replay(tmp_path: Pa
     library = BrainLibrary.from_config(config)
     library.migrate()
     make_release(library, config, source, symbols, train_end=source.end - timedelta(days=4))
+    record_daily_runs(library, source.end)
     port = free_port()
     window = ReplayWindow(source.end - timedelta(days=4), source.end, speed=3600.0 * 4)
     settings = HamiltonSettings.from_config(
@@ -91,6 +95,23 @@ def test_every_dashboard_expression_returns_data_from_a_live_replay(tmp_path: Pa
             service.request_stop("test")
             thread.join(timeout=60)
     assert result["summary"].ticks > 0
+
+
+def record_daily_runs(library: BrainLibrary, end: datetime) -> None:
+    """The run table rows Dagster's sensors would have written for the release's day (the
+    replay has no Dagster): the training panel's and the pipeline alerts' series exist."""
+    for job, outcome in (("daily_training", None), ("release_push", "pushed")):
+        library.record_pipeline_run(
+            PipelineRun(
+                run_id=f"replay-{job}",
+                job_name=job,
+                partition=str((end - timedelta(days=5)).date()),
+                status="success",
+                started_at=end - timedelta(days=4, minutes=30),
+                ended_at=end - timedelta(days=4),
+                release_outcome=outcome,
+            )
+        )
 
 
 def _unfiltered(expr: str) -> str:

@@ -95,8 +95,9 @@ def test_leaderboard_gates_reach_hamilton_through_the_next_release(
     audit = overrides["RANGE"]
     assert audit.actor == "engine-leaderboard" and "logged decisions" in audit.reason
     assert audit.week_start == NEXT_MONDAY and isinstance(audit.created_at, datetime)
-    release = push_release(library, NEXT_MONDAY, note="daily push after the leaderboard")
-    assert release is not None and release.gates is not None
+    outcome = push_release(library, NEXT_MONDAY, note="daily push after the leaderboard")
+    release = outcome.release
+    assert outcome.status == "pushed" and release is not None and release.gates is not None
     assert release.gates["RANGE"]["enabled_engines"] == list(audit.enabled_engines)
 
     engine = prepared.service.engine

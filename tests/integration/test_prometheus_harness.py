@@ -104,6 +104,17 @@ def _standin_registry() -> CollectorRegistry:
     ).labels("binance", "fee").observe(4.0)
     Gauge(m.TRAINING_JOBS_TOTAL, "jobs", ["status"], registry=registry).labels("succeeded").set(60)
     Gauge(m.TRAINING_GATE_VERDICTS, "gate", ["verdict"], registry=registry).labels("passed").set(4)
+    # the daily pipeline's run table (issue 13)
+    runs = Gauge(m.DAILY_RUNS_TOTAL, "runs", ["dagster_job", "status"], registry=registry)
+    runs.labels("daily_training", "success").set(6)
+    runs.labels("daily_training", "failure").set(1)
+    Gauge(m.DAILY_RUN_LAST_STATUS, "last", ["dagster_job"], registry=registry).labels(
+        "daily_training"
+    ).set(1)
+    Gauge(m.DAILY_RUN_LAST_DURATION_SECONDS, "duration", ["dagster_job"], registry=registry).labels(
+        "daily_training"
+    ).set(1800.0)
+    Gauge(m.RELEASE_LAST_SUCCESS_TIMESTAMP_SECONDS, "pushed", registry=registry).set(1.7e9)
     feed = FeedMetrics(registry)  # the product's own market-data series
     feed.close_to_tick.observe(0.2)
     feed.reconnects.labels("ohlcv").inc()

@@ -30,7 +30,6 @@ ALERTS_TEST = PROMETHEUS_DIR / "alerts_test.yml"
 REQUIRED_ALERTS = {
     "HamiltonDown",
     "HamiltonDataStale",
-    "HamiltonReleaseTooOld",
     "HamiltonDailyLossHalt",
     "EngineErrorRateSpike",
     "HamiltonKillSwitchOn",
@@ -40,6 +39,8 @@ REQUIRED_ALERTS = {
     "HamiltonReconcileFailing",
     "HamiltonEventsSpooling",
     "HamiltonMarketDataStale",
+    "EngineDailyRunFailed",  # issue 13; HamiltonReleaseTooOld gave way to EngineNoReleaseIn26h
+    "EngineNoReleaseIn26h",
 }
 # Prometheus adds these series names itself; the rest must come from metric_names.py.
 PROMETHEUS_OWN_SERIES = {"up"}

@@ -5,11 +5,17 @@ production models become production, archiving their predecessors; its shadow mo
 shadow), so a failure part-way leaves the library exactly as it was. The same content on the
 same date is one release: re-running a day's push returns the existing release. A rollback
 writes a new release equal to an earlier one (its ``rollback_of_id`` says which).
+
+The daily push (:func:`push_daily`) is stricter than an operator's explicit release: content
+equal to the latest release's (whatever its date) writes nothing and reports ``unchanged``, so
+an unchanged day keeps the release's age; a day older than the latest release's date is
+``refused_older_day`` (re-pushing day D after D+1 must not make D's content the latest).
 """
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -33,6 +39,35 @@ _ROLE_STAGE: Final[Mapping[ReleaseRole, Stage]] = {
     "production": Stage.PRODUCTION,
     "shadow": Stage.SHADOW,
 }
+
+
+PushStatus = Literal["pushed", "unchanged", "refused_older_day", "nothing_to_release"]
+PUSH_STATUSES: Final[tuple[str, ...]] = get_args(PushStatus)
+# a push that leaves the latest release serving the day's content: the pipeline is healthy
+PUSH_SUCCESSES: Final = frozenset({"pushed", "unchanged"})
+
+
+@dataclass(frozen=True, slots=True)
+class PushOutcome:
+    """What a daily push did: ``release`` is the latest release after it (None when there is
+    none), ``release_date`` the day that was pushed."""
+
+    status: PushStatus
+    release_date: date
+    release: Release | None
+    detail: str = ""
+
+
+def decide_push(latest: tuple[date, str] | None, release_date: date, content: str) -> PushStatus:
+    """The daily push rule, given the latest release's (date, content digest): an older day is
+    refused (even with equal content: it must never look like the newest day), equal content is
+    unchanged, anything else is pushed."""
+    if latest is None:
+        return "pushed"
+    latest_date, latest_content = latest
+    if release_date < latest_date:
+        return "refused_older_day"
+    return "unchanged" if content == latest_content else "pushed"
 
 
 def validate_release_lists(production: Sequence[str], shadow: Sequence[str]) -> None:
@@ -168,6 +203,33 @@ def insert_release(
         session.add(ReleaseEntryRow(release_id=row.id, model_version_id=model.id, role=role))
     session.flush()
     return row
+
+
+def push_daily(
+    session: Session,
+    *,
+    release_date: date,
+    production: Sequence[str],
+    shadow: Sequence[str],
+    gates: Mapping[str, Any] | None,
+    created_by: str,
+    note: str,
+    at: datetime,
+) -> tuple[PushStatus, ReleaseRow | None]:
+    """The daily push (module docstring): a new release only when :func:`decide_push` says
+    ``pushed``; otherwise no row and the latest release (caller's transaction)."""
+    _serialize_releases(session)
+    content = content_digest(production, shadow, None if gates is None else dict(gates))
+    parent = latest_row(session)
+    latest = None if parent is None else (parent.release_date, parent.content_sha256)
+    status = decide_push(latest, release_date, content)
+    if status != "pushed":
+        return status, parent
+    row = insert_release(
+        session, release_date=release_date, production=production, shadow=shadow, gates=gates,
+        created_by=created_by, note=note, at=at,
+    )  # fmt: skip
+    return status, row
 
 
 def _existing(session: Session, release_date: date, idempotency: str) -> ReleaseRow | None:

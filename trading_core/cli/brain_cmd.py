@@ -213,8 +213,10 @@ def _release_current_stages(library: BrainLibrary, actor: str, note: str) -> int
     # imported here: the orchestration module pulls in Dask, which other commands never need
     from trading_core.training.orchestrate import push_release
 
-    written = push_release(library, datetime.now(UTC).date(), note=note, created_by=actor)
-    return None if written is None else written.id
+    outcome = push_release(library, datetime.now(UTC).date(), note=note, created_by=actor)
+    # unchanged: the latest release already serves these stages (it is the answer too)
+    serving = outcome.status in ("pushed", "unchanged") and outcome.release is not None
+    return outcome.release.id if serving and outcome.release is not None else None
 
 
 @brain_app.command("verify")

@@ -43,3 +43,10 @@ FEED_CLOSE_TO_TICK_SECONDS: Final = "hamilton_feed_close_to_tick_seconds"  # his
 FEED_MESSAGE_AGE_SECONDS: Final = "hamilton_feed_message_age_seconds"  # gauge {stream}
 FEED_REJECTED_CANDLES_TOTAL: Final = "hamilton_feed_rejected_candles_total"  # counter {reason}
 FEED_BARS_TOTAL: Final = "hamilton_feed_bars_total"  # counter {via} (stream, rest)
+# The daily Dagster pipeline, exported by Hamilton from the Brain Library's pipeline run table.
+# The Dagster job is the label `dagster_job`: a label named `job` would clash with the scrape
+# target's own `job` label (Prometheus renames it `exported_job`).
+DAILY_RUNS_TOTAL: Final = "engine_daily_runs_total"  # gauge {dagster_job, status} (all time)
+DAILY_RUN_LAST_STATUS: Final = "engine_daily_run_last_status"  # gauge {dagster_job} 1/0/-1
+DAILY_RUN_LAST_DURATION_SECONDS: Final = "engine_daily_run_last_duration_seconds"  # {dagster_job}
+RELEASE_LAST_SUCCESS_TIMESTAMP_SECONDS: Final = "engine_release_last_success_timestamp_seconds"

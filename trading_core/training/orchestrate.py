@@ -5,7 +5,7 @@ write the day's release.
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
@@ -13,7 +13,8 @@ from typing import Any, Literal
 from distributed import Client
 
 from trading_core.brain import BrainLibrary, ModelKey, ModelVersion
-from trading_core.brain.records import RegimeGateOverride, Release
+from trading_core.brain.records import RegimeGateOverride
+from trading_core.brain.releases import PushOutcome
 from trading_core.config.models import EngineConfig
 from trading_core.observability.logging import get_logger
 from trading_core.training.distributed import JobOutcome, run_jobs
@@ -93,8 +94,10 @@ def fan_out(
     config: EngineConfig,
     *,
     on_done: Callable[[JobOutcome[list[Any]]], None] | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> StepReport:
-    """Run ``fn`` per job on Dask; a failed job becomes a failure of each of its keys."""
+    """Run ``fn`` per job on Dask; a failed job becomes a failure of each of its keys.
+    ``resources`` (the plan's ``task_resources``) keeps GPU jobs on GPU workers."""
     section = config.training.distributed
     started = time.monotonic()
     outcomes = run_jobs(
@@ -106,6 +109,7 @@ def fan_out(
         timeout_s=section.timeout_seconds,
         retry_attempts=section.retry_attempts,
         on_done=on_done,
+        resources=resources,
     )
     results: list[Any] = []
     failures: list[KeyFailure] = []
@@ -344,20 +348,23 @@ def key_evidence(version: ModelVersion) -> KeyEvidence:
 
 def push_release(
     library: BrainLibrary, release_date: date, *, note: str = "", created_by: str = ACTOR
-) -> Release | None:
-    """The day's release: every production and shadow model, plus the current gate overrides.
-    Atomic and idempotent (identical content on the same date returns the existing release).
-    None when no model is in production or shadow yet (nothing to serve)."""
+) -> PushOutcome:
+    """The day's push: every production and shadow model, plus the current gate overrides.
+
+    ``pushed``: a new release (atomic). ``unchanged``: the content equals the latest release's,
+    nothing written, so the release keeps its age and Hamilton reloads nothing.
+    ``refused_older_day``: the latest release is of a later day; nothing written.
+    ``nothing_to_release``: no model in production or shadow yet."""
     production = sorted(m.name for m in library.list_models(stage=Stage.PRODUCTION))
     shadow = sorted(m.name for m in library.list_models(stage=Stage.SHADOW))
     if not production and not shadow:
         log.warning(
             "release_skipped", reason="no production or shadow model", date=str(release_date)
         )
-        return None
+        return PushOutcome("nothing_to_release", release_date, library.latest_release())
     overrides = library.current_regime_gates(as_of=release_date)
     gates = {regime: _gate_payload(o) for regime, o in overrides.items()} or None
-    release = library.create_release(
+    outcome = library.push_daily_release(
         release_date,
         production=production,
         shadow=shadow,
@@ -365,10 +372,21 @@ def push_release(
         created_by=created_by,
         note=note,
     )
-    log.info(
-        "release_pushed", release_id=release.id, production=len(production), shadow=len(shadow)
-    )
-    return release
+    release = outcome.release
+    fields = {
+        "date": str(release_date),
+        "release_id": None if release is None else release.id,
+        "production": len(production),
+        "shadow": len(shadow),
+    }
+    if outcome.status == "pushed":
+        log.info("release_pushed", **fields)
+    elif outcome.status == "unchanged":
+        log.info("release_unchanged", **fields)
+    else:
+        latest_day = None if release is None else str(release.release_date)
+        log.warning("release_refused_older_day", latest_release_date=latest_day, **fields)
+    return outcome
 
 
 def _gate_payload(override: RegimeGateOverride) -> dict[str, Any]:
