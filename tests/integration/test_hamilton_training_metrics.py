@@ -4,8 +4,10 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+from prometheus_client import generate_latest
+
 from hamilton_exec.metrics import HamiltonMetrics
-from hamilton_exec.sensors import export_training_metrics
+from hamilton_exec.sensors import export_pipeline_metrics, export_training_metrics
 from tests.integration.hamilton_fixtures import (
     full_history_symbols,
     hamilton_config,
@@ -78,3 +80,19 @@ def test_gate_verdicts_of_the_newest_day_reach_prometheus(tmp_path: Path) -> Non
         library.record_gate(model.name, metrics={}, gate={**gate, "passed": False})
     export_training_metrics(library, metrics)
     assert _verdicts(metrics) == {"passed": 1, "failed": len(models) - 1, "not_judged": 0}
+
+
+def test_daily_run_series_before_any_run_read_zero_counts_and_no_release_timestamp(
+    tmp_path: Path,
+) -> None:
+    """An empty run table: the counts exist at 0 (alerts and panels see a zero, not "no data"),
+    the newest-run gauges and the release timestamp are absent (not a 1970 timestamp)."""
+    library = BrainLibrary(f"sqlite:///{tmp_path / 'brain.db'}", tmp_path / "artifacts")
+    library.migrate()
+    metrics = HamiltonMetrics(venue="binance")
+    export_pipeline_metrics(library, metrics)
+    exposed = generate_latest(metrics.registry).decode()
+    assert 'engine_daily_runs_total{dagster_job="daily_training",status="failure"} 0.0' in exposed
+    assert "engine_daily_run_last_status{" not in exposed
+    assert "engine_release_last_success_timestamp_seconds" not in exposed
+    library.close()
