@@ -3,6 +3,11 @@ and Dask against a sequential loop.
 
     python bench/training_dag.py --coins 25 50 100 200 400      # full sweep (long)
     python bench/training_dag.py --coins 25 --skip-peers        # quick
+    python bench/training_dag.py --coins 400 --skip-peers       # + the external-cluster line
+    python bench/training_dag.py --small-real                   # start-up, 10 real coins
+
+At the sizes in --external-coins (default 400) the same run goes once more through an external
+cluster (``dask scheduler`` + two ``dask worker`` processes) and prints next to the LocalCluster.
 
 Prints a table per part and writes bench/results/training_dag.json and training_scaling.png.
 Every figure is measured in this run; peers run on the same matrices and jobs.
@@ -92,6 +97,61 @@ def run_dag(coins: int) -> dict[str, Any]:
         os.environ.clear()
         os.environ.update(saved)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_dag_external(coins: int, local: dict[str, Any] | None) -> dict[str, Any]:
+    """The same daily run through an external cluster (issue 13): a ``dask scheduler`` and two
+    ``dask worker --nthreads 1`` processes on loopback (tests/integration/dask_servers.py), joined
+    through ``training.distributed.scheduler_address``. Printed next to the LocalCluster row of
+    the same run: the difference is what the real cluster costs (worker start-up and first
+    imports are paid before the clock starts, as a running cluster would have)."""
+    from tests.integration.dask_servers import dask_servers
+
+    base = Path(tempfile.mkdtemp(prefix=f"bench-dask-ext-{coins}-"))
+    try:
+        with dask_servers(base, n_workers=2, nthreads=1) as servers:
+            with servers.client() as client:  # warm both workers' imports (not timed)
+                client.run(_warm_imports)
+            os.environ["ENGINE__TRAINING__DISTRIBUTED__SCHEDULER_ADDRESS"] = servers.address
+            try:
+                row = run_dag(coins)
+            finally:
+                os.environ.pop("ENGINE__TRAINING__DISTRIBUTED__SCHEDULER_ADDRESS", None)
+            with servers.client() as client:
+                row["tasks_per_worker"] = sorted(client.run(_executed_count).values())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    row["cluster"] = "external: dask scheduler + 2 dask worker processes (1 thread each)"
+    if local is not None:
+        row["local_wall_s"] = local["wall_s"]
+        row["wall_vs_local"] = row["wall_s"] / local["wall_s"] - 1.0
+    return row
+
+
+def _warm_imports() -> None:
+    import importlib
+
+    for module in ("trading_core.training.train", "trading_core.training.evaluate"):
+        importlib.import_module(module)
+
+
+def _executed_count(dask_worker: Any) -> int:
+    return int(dask_worker.state.executed_count)
+
+
+def _print_external(row: dict[str, Any]) -> None:
+    versus = (
+        f"  vs LocalCluster {row['local_wall_s']:7.1f} s ({row['wall_vs_local']:+.1%})"
+        if "local_wall_s" in row
+        else ""
+    )
+    print(
+        f"{row['coins']:4d} coins, external scheduler + 2 workers: wall {row['wall_s']:7.1f} s  "
+        f"train {row['train_step_s']:6.1f} s  walk-forward {row['walk_forward_step_s']:6.1f} s  "
+        f"fits {row['fits']:6d}  {row['fits_per_s']:5.1f} fits/s{versus}  "
+        f"tasks/worker {row['tasks_per_worker']}",
+        flush=True,
+    )
 
 
 def _fit_totals(tmp: Path) -> tuple[int, float]:
@@ -261,14 +321,40 @@ def _timed(fn: Any) -> float:
     return time.perf_counter() - started
 
 
+def run_small_real(repeats: int) -> None:
+    """bench/small_real.py: its own results file, so the sweep's JSON is left as it is."""
+    from bench.small_real import print_small_real, small_real
+
+    RESULTS.mkdir(exist_ok=True)
+    out = small_real(repeats)
+    print_small_real(out)
+    (RESULTS / "training_small_real.json").write_text(json.dumps(out, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--coins", type=int, nargs="+", default=[25, 50, 100, 200, 400])
     parser.add_argument("--skip-peers", action="store_true")
     parser.add_argument(
+        "--external-coins",
+        type=int,
+        nargs="*",
+        default=[400],
+        help="sizes of --coins also run through an external dask scheduler + 2 workers",
+    )
+    parser.add_argument(
         "--peers-only", action="store_true", help="rerun the peers, keep the recorded sweep"
     )
+    parser.add_argument(
+        "--small-real",
+        action="store_true",
+        help="only `engine run` on 10 real coins (start-up broken out, against FreqAI)",
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per --small-real figure")
     args = parser.parse_args()
+    if args.small_real:
+        run_small_real(args.repeats)
+        return
     RESULTS.mkdir(exist_ok=True)
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "scaling": []}
     if args.peers_only:
@@ -292,6 +378,11 @@ def main() -> None:
             flush=True,
         )
         (RESULTS / "training_dag.json").write_text(json.dumps(out, indent=2))
+        if coins in args.external_coins:
+            external = run_dag_external(coins, row)
+            out.setdefault("external", []).append(external)
+            _print_external(external)
+            (RESULTS / "training_dag.json").write_text(json.dumps(out, indent=2))
     if len(out["scaling"]) > 1:
         from trading_core.reporting import line_plot_png
 

@@ -24,16 +24,6 @@ from engine_assets.demo import (
     summarize,
     write_report,
 )
-from engine_assets.demo_shadow import (
-    CHALLENGER_DAY_OVERRIDES,
-    CHALLENGER_GAP_DAYS,
-    SHADOW_OVERRIDES,
-    append_shadow_report,
-    overridden,
-    print_verdicts,
-    shadow_models,
-    shadow_verdicts,
-)
 from trading_core.brain import BrainLibrary
 from trading_core.config import load_config, secret_values
 from trading_core.observability.logging import configure_logging
@@ -111,6 +101,10 @@ def demo(
     release (the champions); a week later the challengers, a Hamilton paper replay of the
     held-out week with every challenger shadow-trading beside its champion, and the shadow
     evaluation that promotes or rejects each one, then the new release."""
+    # imported here: the shadow loop pulls Hamilton (aiohttp, its engine: ~1 s), which
+    # `engine run` never uses
+    from engine_assets.demo_shadow import CHALLENGER_GAP_DAYS, SHADOW_OVERRIDES
+
     applied = apply_overrides(SHADOW_OVERRIDES)
     day = partition or str(
         date.fromisoformat(_default_partition()) - timedelta(days=CHALLENGER_GAP_DAYS)
@@ -149,6 +143,17 @@ def _log_to_file(folder: Path) -> Path:
 
 def _shadow_loop(library: BrainLibrary, first: str, bars: int, folder: Path) -> None:
     """Challengers a week later, the Hamilton shadow replay, the evaluation, the new release."""
+    from engine_assets.demo_shadow import (
+        CHALLENGER_DAY_OVERRIDES,
+        CHALLENGER_GAP_DAYS,
+        SHADOW_OVERRIDES,
+        append_shadow_report,
+        overridden,
+        print_verdicts,
+        shadow_models,
+        shadow_verdicts,
+    )
+
     second = str(date.fromisoformat(first) + timedelta(days=CHALLENGER_GAP_DAYS))
     console.rule(f"[bold]challengers — partition {second}")
     with overridden(CHALLENGER_DAY_OVERRIDES) as applied:

@@ -9,6 +9,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 
+from engine_assets.resources import BackgroundCluster, DaskResource
 from trading_core.brain import BrainLibrary
 from trading_core.config import load_config
 from trading_core.reporting import equity_curves_png, markdown_table, sharpe_heatmap_png
@@ -31,6 +33,9 @@ DAILY_ORDER = (
     "shadow_evaluation",
     "brain_library_push",
 )
+
+# the steps that fan out on Dask (run_daily_dag holds one cluster for them)
+DASK_STEPS = frozenset({"trained_models", "walk_forward_metrics"})
 
 # the per-key walk-forward columns of the report (``oos_<name>`` metrics)
 KEY_FIGURES = (
@@ -81,17 +86,44 @@ def run_daily_dag(
 ) -> list[StepResult]:
     """Materialize the day's assets (``names``, in dependency order); stops at the first
     failure."""
-    results = []
     assets = [defs.get_assets_def(name) for name in DAILY_ORDER]
     checks = list(defs.asset_checks or [])
+    with ExitStack() as stack:
+        resources = dict(defs.resources or {})
+        dask = resources.get("dask")
+        cluster: BackgroundCluster | None = None
+        if isinstance(dask, DaskResource) and DASK_STEPS.intersection(names):
+            # one run per asset, but one cluster for all of them, started in the background
+            # while the first steps run (seconds on 2 cores); both fan-outs attach to it, and
+            # it is closed on the way out whatever happens
+            cluster = BackgroundCluster(dask)
+            stack.callback(cluster.close)
+        return _run_each(assets, checks, resources, cluster, partition, instance, on_step, names)
+
+
+def _run_each(
+    assets: Sequence[Any],
+    checks: Sequence[Any],
+    resources: dict[str, Any],
+    cluster: BackgroundCluster | None,
+    partition: str,
+    instance: dg.DagsterInstance,
+    on_step: Callable[[str, str], None] | None,
+    names: Sequence[str],
+) -> list[StepResult]:
+    results = []
     for name in names:
         if on_step:
             on_step(name, "start")
         started = time.perf_counter()
+        if cluster is not None and name in DASK_STEPS:
+            # a wait for the cluster counts in the step's time; a failed start raises here
+            resources["dask"] = cluster.resource()
+            cluster = None
         run = dg.materialize(
             [*assets, *checks],
             partition_key=partition,
-            resources=defs.resources,
+            resources=resources,
             instance=instance,
             selection=dg.AssetSelection.assets(name),
             # the run's events stay in the instance's event log; the terminal shows the progress

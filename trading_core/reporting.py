@@ -5,15 +5,15 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
 
 from trading_core.types import REGIMES
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _TRADED_REGIMES = [r.value for r in REGIMES if r.value != "ILLIQUID"]
 
@@ -22,7 +22,7 @@ def equity_curves_png(
     curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], *, title: str
 ) -> bytes:
     """Out-of-sample equity per key (timestamps in ms, equity in USD), normalised to 1.0."""
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=100)
+    fig, ax = _pyplot().subplots(figsize=(9, 4.5), dpi=100)
     for label, (times_ms, equity) in sorted(curves.items()):
         if len(equity) < 2 or not equity[0]:
             continue
@@ -44,7 +44,7 @@ def sharpe_heatmap_png(sharpe: Mapping[tuple[str, str], float], *, title: str) -
     for (coin, regime), value in sharpe.items():
         if regime in _TRADED_REGIMES and math.isfinite(value):
             grid[coins.index(coin), _TRADED_REGIMES.index(regime)] = value
-    fig, ax = plt.subplots(figsize=(5, max(2.5, 0.28 * len(coins) + 1)), dpi=100)
+    fig, ax = _pyplot().subplots(figsize=(5, max(2.5, 0.28 * len(coins) + 1)), dpi=100)
     bound = float(np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
     image = ax.imshow(grid, cmap="RdYlGn", vmin=-bound, vmax=bound, aspect="auto")
     ax.set_xticks(range(len(_TRADED_REGIMES)), _TRADED_REGIMES)
@@ -62,7 +62,7 @@ def line_plot_png(
     xlabel: str,
     ylabel: str,
 ) -> bytes:
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig, ax = _pyplot().subplots(figsize=(7, 4), dpi=100)
     for label, values in series.items():
         ax.plot(x, values, marker="o", label=label)
     ax.set_title(title)
@@ -91,9 +91,21 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _png(fig: Figure) -> bytes:
+def _pyplot() -> ModuleType:
+    """pyplot on the Agg backend, imported on first use: matplotlib takes ~0.4 s to import and
+    every Dagster step process (and ``dagster definitions validate``) loads this module, while
+    only the steps that draw need it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: "Figure") -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
+    _pyplot().close(fig)
     return buffer.getvalue()

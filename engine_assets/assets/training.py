@@ -68,7 +68,7 @@ def trained_models(
                 store_root=config.data.store_path,
                 device=plan.device,
             )
-            reports.append(train_all(client, jobs, config))
+            reports.append(train_all(client, jobs, config, resources=plan.task_resources))
             registered += len(
                 register_trained(
                     library,
@@ -154,7 +154,7 @@ def walk_forward_metrics(
             as_of = partition_end(key)
             versions = candidates_of_day(library, as_of.date() - timedelta(days=1))
             jobs = _validation_jobs(versions, config, as_of=as_of, day=key, device=plan.device)
-            reports.append(validate_all(client, jobs, config))
+            reports.append(validate_all(client, jobs, config, resources=plan.task_resources))
             record_validations(library, list(reports[-1].results), versions)
     report = merge_reports(reports)
     validations: list[KeyValidation] = list(report.results)

@@ -1,5 +1,6 @@
 """Root typer app: global options, lazy config, sub-command registration."""
 
+import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -84,9 +85,27 @@ def _register_builtin() -> None:
         app.add_typer(sub, name=name)
 
 
-def _register_plugins() -> None:
-    """Command groups of engine_assets and hamilton_exec, found through entry points."""
-    for ep in sorted(entry_points(group="coin_engine.cli"), key=lambda e: e.name):
+def _command_named(argv: list[str]) -> str | None:
+    """The command word of ``argv`` (global options and their values skipped), if any."""
+    args = iter(argv)
+    for arg in args:
+        if arg in ("--config", "-c"):
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _register_plugins(argv: list[str]) -> None:
+    """Command groups of engine_assets and hamilton_exec, found through entry points. Only the
+    one the command line names is imported when it names one: each pulls its whole half of the
+    project (Hamilton: aiohttp, ccxt, its engine, ~2 s on 2 cores; engine: Dagster), and
+    ``engine run`` needs nothing of Hamilton. Help, completion, builtins and an empty ``argv``
+    load them all."""
+    plugins = entry_points(group="coin_engine.cli")
+    named = _command_named(argv)
+    chosen = [ep for ep in plugins if ep.name == named] or list(plugins)
+    for ep in sorted(chosen, key=lambda e: e.name):
         target = ep.load()
         if isinstance(target, typer.Typer):
             app.add_typer(target, name=ep.name)
@@ -105,4 +124,5 @@ def run() -> None:
 
 
 _register_builtin()
-_register_plugins()
+# only the console script narrows: an importer (pytest, `python -c`) has argv of its own
+_register_plugins(sys.argv[1:] if Path(sys.argv[0]).name == "coin-engine" else [])

@@ -13,8 +13,6 @@ engine's reliability is a function of its signals, so it is identical too).
 
 import numpy as np
 import numpy.typing as npt
-from scipy.sparse import csr_array
-from scipy.sparse.csgraph import connected_components
 
 from trading_core.consensus.reliability import N_REGIMES
 
@@ -39,6 +37,11 @@ def _divisors_of(window: FloatArray, identity: FloatArray, threshold: float) -> 
         [first_seen.setdefault((column + 0.0).tobytes(), len(first_seen)) for column in identity.T]
     )
     identical = column_id[:, None] == column_id[None, :]
+    # imported here: scipy.sparse (~0.1 s) is only needed once divisors are computed, and
+    # every importer of trading_core.consensus (the Dagster code location) would pay it
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import connected_components
+
     adjacency = (_abs_correlation(window) > threshold) | identical
     _, cluster = connected_components(csr_array(adjacency), directed=False)
     multiplicity = np.bincount(column_id)[column_id]

@@ -14,7 +14,6 @@ import math
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-from bidask import edge
 
 from trading_core.features.spread import corwin_schultz_spread_bps
 
@@ -30,6 +29,10 @@ def edge_spread_bps(
         raise ValueError(f"open/high/low/close must be 1-D of one length, got {shapes}")
     if prices[0].size < 3:
         return math.nan
+    # imported here: bidask pulls pandas (~0.3 s), and the training workers that import this
+    # module through the parquet store never estimate a spread
+    from bidask import edge
+
     estimate = float(edge(*prices))
     return estimate * 10_000.0 if math.isfinite(estimate) else math.nan
 
