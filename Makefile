@@ -3,20 +3,26 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS ?= cpu,dev
+EXTRAS ?= cpu,ui,dev
+# exact versions (scripts/lock_constraints.py writes it: `make lock`); the images use it too
+CONSTRAINTS := constraints.txt
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: demo test lint typecheck bench clean install
+.PHONY: demo test lint typecheck bench clean install lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve constraints.txt after a dependency change in pyproject.toml (needs PyPI).
+lock: | $(BIN)/python
+	$(BIN)/python scripts/lock_constraints.py
 
 demo: $(STAMP)
 	@mkdir -p $(DAGSTER_HOME)

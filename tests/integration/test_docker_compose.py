@@ -263,14 +263,6 @@ def test_dockerfiles_parse_and_copy_only_existing_unignored_sources(raw: dict[st
             )
 
 
-def test_dockerfiles_install_exactly_one_xgboost_flavour(raw: dict[str, Any]) -> None:
-    installs = {
-        path.name: re.findall(r"pip install \"\.\[(\w+)\]\"", path.read_text())
-        for path in _dockerfiles(raw)
-    }
-    assert installs == {"Dockerfile": ["cpu"], "gpu.Dockerfile": ["gpu"]}
-
-
 def test_compose_variables_documented_in_example_env() -> None:
     used = set(re.findall(r"\$\{(\w+)", COMPOSE_FILE.read_text()))
     documented = set(_example_env())
