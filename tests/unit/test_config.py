@@ -62,7 +62,6 @@ def test_repo_files_equal_model_defaults_seed_values() -> None:
         ("validation.promotion_gate.alpha", 0.05),
         ("shadow_testing.promotion_criteria.statistical_significance", 0.95),
         ("training.distributed.max_concurrent_training_jobs", 16),
-        ("training.model_versioning.push_time_utc", "03:00"),
         ("observability.prometheus.port", 9090),
     ],
 )
@@ -106,8 +105,8 @@ def test_unknown_key_fails_naming_file_key_and_allowed(tmp_path: Path) -> None:
             "'ray'",
         ),
         (
-            {"training": {"model_versioning": {"push_time_utc": "25:00"}}},
-            "training.model_versioning.push_time_utc",
+            {"training": {"schedule_time_utc": "25:00"}},
+            "training.schedule_time_utc",
             "25:00",
         ),
         ({"cost_model": {"venue": "kraken"}}, "cost_model", "kraken"),

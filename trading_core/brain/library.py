@@ -20,6 +20,7 @@ from trading_core.brain.artifacts import ArtifactStore
 from trading_core.brain.db import Database
 from trading_core.brain.library_data import BrainDataMixin
 from trading_core.brain.migrate import current_revision, head_revision, upgrade_to_head
+from trading_core.brain.pipeline_runs import PipelineRunsMixin
 from trading_core.brain.records import (
     ModelKey,
     ModelVersion,
@@ -36,6 +37,7 @@ from trading_core.errors import (
     ModelNotFoundError,
 )
 from trading_core.observability.logging import get_logger
+from trading_core.storage import StorageLocation, parse_location
 from trading_core.types import Stage
 
 
@@ -48,11 +50,15 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class BrainLibrary(BrainDataMixin):
+class BrainLibrary(BrainDataMixin, PipelineRunsMixin):
     """Model versions, stages, releases, artifacts, rankings, events (see package docs)."""
 
     def __init__(
-        self, dsn: str, artifact_root: Path, *, clock: Callable[[], datetime] = utc_now
+        self,
+        dsn: str,
+        artifact_root: str | Path | StorageLocation,
+        *,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._db = Database(dsn)
         self._clock = clock
@@ -61,7 +67,9 @@ class BrainLibrary(BrainDataMixin):
     @classmethod
     def from_config(cls, config: EngineConfig) -> "BrainLibrary":
         section = config.training.model_versioning
-        return cls(section.brain_library_dsn.get_secret_value(), Path(section.storage_path))
+        # the artifact store's URL: a local folder or s3://bucket/prefix shared by every host
+        artifacts = parse_location(section.storage_path, endpoint_url=config.storage.endpoint_url)
+        return cls(section.brain_library_dsn.get_secret_value(), artifacts)
 
     @property
     def masked_dsn(self) -> str:

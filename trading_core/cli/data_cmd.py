@@ -2,7 +2,6 @@
 universe of the configured source."""
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,7 +17,6 @@ from rich.progress import (
 )
 
 from trading_core.cli.app import config_of
-from trading_core.market.ccxt_source import CcxtSource
 from trading_core.market.fetch import FetchSummary, fetch_to_store
 from trading_core.market.parquet_store import (
     ParquetSource,
@@ -53,7 +51,8 @@ def fetch(
     timeframe: Annotated[str, typer.Option(help="Candle timeframe, e.g. 1h.")] = "1h",
     until: Annotated[str | None, typer.Option(help="End (UTC, exclusive); default: now.")] = None,
     store: Annotated[
-        Path | None, typer.Option(help="Store folder; default: data.store_path.")
+        str | None,
+        typer.Option(help="Store folder or URL (s3://bucket/prefix); default: data.store_path."),
     ] = None,
 ) -> None:
     """Fetch candles from an exchange into the parquet store (resumes; reruns add nothing)."""
@@ -66,7 +65,11 @@ def fetch(
         raise typer.BadParameter(f"--timeframe {timeframe!r}; allowed: {', '.join(TIMEFRAMES)}")
     start = _utc_date(since, "--since")
     end = _utc_date(until, "--until") if until else None
-    target = ParquetStore(store or Path(config.data.store_path))
+    target = ParquetStore(store or config.data.store_path, endpoint_url=config.storage.endpoint_url)
+    # imported here: ccxt takes ~0.5 s to import, and only this command needs it (every
+    # other `coin-engine` command, `engine run` included, loads this module too)
+    from trading_core.market.ccxt_source import CcxtSource
+
     source = CcxtSource(section, quote=config.engine.quote)
     with Progress(
         TextColumn("{task.description}"),

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from trading_core.storage import check_endpoint, check_location
 from trading_core.types import TIMEFRAMES
 
 Pct = Annotated[float, Field(ge=0.0, le=100.0)]
@@ -100,6 +101,12 @@ class DataSection(Strict):
     exchange: ExchangeSection = ExchangeSection()
     synthetic: SyntheticMarketSection = SyntheticMarketSection()
 
+    @field_validator("store_path")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        # a plain path, file:// or s3://bucket/prefix (trading_core.storage)
+        return check_location(value)
+
 
 # --- training ---------------------------------------------------------------------------------
 
@@ -116,6 +123,9 @@ class DistributedSection(Strict):
     scheduler_address: str | None = None
     min_task_seconds: NonNegFloat = 0.1
     memory_limit: str = "auto"
+    # where a local cluster's scheduler serves HTTP (/health, /metrics, dashboard): loopback by
+    # default, a free port; "0.0.0.0:8787" exposes it to the network on purpose
+    dashboard_address: str = "127.0.0.1:0"
 
     @field_validator("backend")
     @classmethod
@@ -130,17 +140,15 @@ class DistributedSection(Strict):
 class ModelVersioningSection(Strict):
     storage_path: str = "data/brain/artifacts"
     brain_library_dsn: SecretStr = SecretStr("sqlite:///data/brain/brain.db")
+    # no push clock: the push follows each successful daily_training run (engine_assets/sensors.py)
     daily_push_enabled: bool = True
-    push_time_utc: str = "03:00"
     selection_metric: Literal["sharpe", "edge_after_cost_bps", "sortino"] = "sharpe"
     min_improvement: NonNegFloat = 0.0
 
-    @field_validator("push_time_utc")
+    @field_validator("storage_path")
     @classmethod
-    def _hhmm(cls, value: str) -> str:
-        if not _HHMM.match(value):
-            raise ValueError(f"push_time_utc {value!r} must be HH:MM (24h, UTC)")
-        return value
+    def _storage_url(cls, value: str) -> str:
+        return check_location(value)
 
 
 class ModelSection(Strict):
@@ -519,11 +527,25 @@ class HamiltonSection(Strict):
 # --- the whole config -------------------------------------------------------------------------
 
 
+class StorageSection(Strict):
+    """How ``s3://`` store URLs (data.store_path, training.model_versioning.storage_path) reach
+    their server. Credentials are never here: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY."""
+
+    # None: botocore's own resolution (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS itself)
+    endpoint_url: str | None = None
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return check_endpoint(value)
+
+
 class EngineConfig(Strict):
     """Everything the product reads, from the three YAML files plus environment overrides."""
 
     engine: EngineSection = EngineSection()
     data: DataSection = DataSection()
+    storage: StorageSection = StorageSection()
     training: TrainingSection = TrainingSection()
     coin_selection: CoinSelectionSection = CoinSelectionSection()
     consensus: ConsensusSection = ConsensusSection()
