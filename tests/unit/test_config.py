@@ -104,11 +104,6 @@ def test_unknown_key_fails_naming_file_key_and_allowed(tmp_path: Path) -> None:
             "training.distributed.backend",
             "'ray'",
         ),
-        (
-            {"training": {"schedule_time_utc": "25:00"}},
-            "training.schedule_time_utc",
-            "25:00",
-        ),
         ({"cost_model": {"venue": "kraken"}}, "cost_model", "kraken"),
         (
             {"regime_gates": {"ILLIQUID": {"enabled_engines": ["scalping"]}}},

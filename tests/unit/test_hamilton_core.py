@@ -19,6 +19,7 @@ from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.settings import check_live_allowed
 from hamilton_exec.window import Candle, CoinWindow
 from trading_core.brain import BrainLibrary
+from trading_core.brain.pipeline_runs import PipelineSummary
 from trading_core.config.models import EngineConfig
 from trading_core.costs.kernel import fill_price_and_fee
 from trading_core.engines import ENGINE_NAMES
@@ -168,6 +169,10 @@ def test_every_shared_metric_name_is_exported() -> None:
     metrics.release_info.labels("1").set(1)
     metrics.training_duration.labels("X", "TREND").set(1.0)
     metrics.training_jobs.labels("production").set(1)
+    # the release timestamp exists once a push succeeded (absent rather than 1970 before)
+    metrics.export_daily_runs(
+        PipelineSummary(counts={}, last={}, last_push_success_at=datetime.now(UTC))
+    )
     exported = {m.name for m in metrics.registry.collect()}
     names = [v for k, v in vars(metric_names).items() if k.isupper() and isinstance(v, str)]
     assert len(names) >= 17

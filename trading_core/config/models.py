@@ -4,7 +4,6 @@ Defaults are the seed's ("Scalable 400-Coin Engine Architecture" v3.0); where th
 silent the default is documented on the field. Every model forbids unknown keys.
 """
 
-import re
 from datetime import date
 from typing import Annotated, Literal
 
@@ -19,8 +18,6 @@ PosFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 PosInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
-
-_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class Strict(BaseModel):
@@ -170,18 +167,11 @@ class ModelSection(Strict):
 
 
 class TrainingSection(Strict):
-    schedule_time_utc: str = "02:00"
+    # no schedule_time_utc: the 02:00 UTC clock is the Dagster schedule (engine_assets/schedules)
     regimes: tuple[Literal["TREND", "RANGE", "PANIC"], ...] = ("TREND", "RANGE", "PANIC")
     distributed: DistributedSection = DistributedSection()
     model_versioning: ModelVersioningSection = ModelVersioningSection()
     model: ModelSection = ModelSection()
-
-    @field_validator("schedule_time_utc")
-    @classmethod
-    def _hhmm(cls, value: str) -> str:
-        if not _HHMM.match(value):
-            raise ValueError(f"schedule_time_utc {value!r} must be HH:MM (24h, UTC)")
-        return value
 
 
 # --- coin selection ---------------------------------------------------------------------------
