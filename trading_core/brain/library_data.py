@@ -31,6 +31,20 @@ def _log() -> Any:
     return get_logger(__name__)
 
 
+def _check_release_input(
+    production: Sequence[str],
+    shadow: Sequence[str],
+    gates: Mapping[str, Any] | None,
+    created_by: str,
+) -> None:
+    """What every written release must satisfy (a rollback, a daily push, a hand-made one)."""
+    releases.validate_release_lists(production, shadow)
+    if gates is not None:
+        canonical_json(dict(gates), "gates")
+    if not created_by.strip():
+        raise ValueError(f"created_by {created_by!r} must name who releases")
+
+
 class BrainDataMixin:
     _db: Database
     _clock: Callable[[], datetime]
@@ -49,11 +63,7 @@ class BrainDataMixin:
     ) -> Release:
         """Write a release and apply its stages atomically (all rows or none). The same
         content on the same date returns the existing release."""
-        releases.validate_release_lists(production, shadow)
-        if gates is not None:
-            canonical_json(dict(gates), "gates")
-        if not created_by.strip():
-            raise ValueError(f"created_by {created_by!r} must name who releases")
+        _check_release_input(production, shadow, gates, created_by)
 
         def work(session: Session) -> Release:
             row = releases.insert_release(
@@ -66,6 +76,30 @@ class BrainDataMixin:
         _log().info("release_created", release_id=release.id, release_date=str(release_date),
                  production=len(release.production), shadow=len(release.shadow))  # fmt: skip
         return release
+
+    def push_daily_release(
+        self,
+        release_date: date,
+        *,
+        production: Sequence[str],
+        shadow: Sequence[str] = (),
+        gates: Mapping[str, Any] | None = None,
+        created_by: str,
+        note: str = "",
+    ) -> releases.PushOutcome:
+        """The daily push (:func:`trading_core.brain.releases.push_daily`): a new release only
+        when the content changed and the day is not older than the latest release's."""
+        _check_release_input(production, shadow, gates, created_by)
+
+        def work(session: Session) -> tuple[releases.PushStatus, Release | None]:
+            status, row = releases.push_daily(
+                session, release_date=release_date, production=production, shadow=shadow,
+                gates=gates, created_by=created_by, note=note, at=self._clock(),
+            )  # fmt: skip
+            return status, None if row is None else releases.to_release(session, row)
+
+        status, release = self._db.write(work)
+        return releases.PushOutcome(status, release_date, release)
 
     def latest_release(self) -> Release | None:
         with self._db.read() as session:

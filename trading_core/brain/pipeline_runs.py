@@ -11,9 +11,9 @@ The table lives in the Brain Library (same database, same migrations) so that th
 day and the release it produced are written and read together.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import CheckConstraint, Float, Index, String, Text, func, select
@@ -171,7 +171,8 @@ def summary(session: Session) -> PipelineSummary:
 
 
 class PipelineRunsMixin:
-    """BrainLibrary methods for the daily pipeline: its run records and its daily push."""
+    """BrainLibrary methods for the daily pipeline's run records (its push is
+    :meth:`~trading_core.brain.library_data.BrainDataMixin.push_daily_release`)."""
 
     _db: Database
     _clock: Callable[[], datetime]
@@ -194,29 +195,3 @@ class PipelineRunsMixin:
     def pipeline_summary(self) -> PipelineSummary:
         with self._db.read() as session:
             return summary(session)
-
-    def push_daily_release(
-        self,
-        release_date: date,
-        *,
-        production: Sequence[str],
-        shadow: Sequence[str] = (),
-        gates: Mapping[str, Any] | None = None,
-        created_by: str,
-        note: str = "",
-    ) -> releases.PushOutcome:
-        """The daily push (:func:`trading_core.brain.releases.push_daily`): a new release only
-        when the content changed and the day is not older than the latest release's."""
-        releases.validate_release_lists(production, shadow)
-        if not created_by.strip():
-            raise ValueError(f"created_by {created_by!r} must name who releases")
-
-        def work(session: Session) -> tuple[releases.PushStatus, Any]:
-            status, row = releases.push_daily(
-                session, release_date=release_date, production=production, shadow=shadow,
-                gates=gates, created_by=created_by, note=note, at=self._clock(),
-            )  # fmt: skip
-            return status, None if row is None else releases.to_release(session, row)
-
-        status, release = self._db.write(work)
-        return releases.PushOutcome(status, release_date, release)
