@@ -32,7 +32,7 @@ How it measures:
       Library, released there and replayed by Hamilton the same way (one shared book).
    b. Every key (production and rejected): the key's final model (the Brain Library artifact,
       trained on all data before 2021-05-31) backtested on the held-out bars by the walk-forward's
-      own decision path (``trading_core.serving.decision_inputs`` + ``run_backtest``): the coin
+      own decision path (``decision.inputs.decision_inputs`` + ``run_backtest``): the coin
       is prepared over 2020-12-01 .. 2021-07-18 (causal features, same first bar as in
       training), the model predicts the held-out bars of its regime, the serving tables are the
       ones stored with the model (fitted on the training span), only bars of the key's regime
@@ -391,14 +391,14 @@ def _coin_holdout(
     from trading_core.backtest import BacktestConfig, run_backtest
     from trading_core.consensus import ConsensusParams
     from trading_core.costs import CostParams
-    from trading_core.regime import RegimeGates
-    from trading_core.serving import (
+    from trading_core.decision.inputs import (
         ServingTables,
         causal_reliability,
         decision_inputs,
         engine_votes,
         ml_vote,
     )
+    from trading_core.regime import RegimeGates
     from trading_core.training.jobs import CoinJob, load_coin_frame
     from trading_core.training.model import load_booster, predict_bps
     from trading_core.types import REGIME_CODES, Regime

@@ -44,11 +44,11 @@ from trading_core.decision import (
     decide_bar,
     decision_event,
 )
+from trading_core.decision.inputs import decision_inputs, engine_votes, ml_vote
 from trading_core.engines import ENGINE_NAMES
 from trading_core.events import DecisionEvent, EngineVote
 from trading_core.regime import RegimeGates
 from trading_core.risk import RiskState
-from trading_core.serving import decision_inputs, engine_votes, ml_vote
 from trading_core.training.dataset import CoinFrame
 from trading_core.types import REGIMES, timeframe_ms
 

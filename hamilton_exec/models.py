@@ -17,6 +17,7 @@ from typing import Final
 import numpy as np
 
 from trading_core.brain import BrainLibrary, ModelVersion, Release
+from trading_core.decision.inputs import ServingTables
 from trading_core.engines import ENGINE_NAMES, ML_INPUT_COLUMNS
 from trading_core.errors import (
     ArtifactIntegrityError,
@@ -26,7 +27,6 @@ from trading_core.errors import (
     TrainingError,
 )
 from trading_core.regime import RegimeGates
-from trading_core.serving import ServingTables
 from trading_core.training.model import load_booster
 from trading_core.training.predictor import RegimeModelPredictor
 from trading_core.types import REGIME_CODES, REGIMES, Regime

@@ -18,7 +18,7 @@ at once in one long frame (``by=`` the coin):
   ``prepare_coin_frame`` counts rows from the start of its frame.
 
 The result is one single-row :class:`~trading_core.training.dataset.CoinFrame` per coin, which
-the serving functions (:mod:`trading_core.serving`) consume exactly as they consume a history.
+the decision-inputs functions (:mod:`trading_core.decision.inputs`) consume as they do a history.
 """
 
 from collections.abc import Mapping, Sequence

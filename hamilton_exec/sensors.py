@@ -29,10 +29,10 @@ from hamilton_exec.heap import settle_long_lived_heap
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import RefusedReleaseError, ServedRelease, load_release
 from trading_core.brain import BrainLibrary, Release
+from trading_core.decision.inputs import engine_votes, ml_vote
 from trading_core.engines import SIGNAL_COLUMNS
 from trading_core.errors import BrainUnavailableError
 from trading_core.observability.logging import get_logger
-from trading_core.serving import engine_votes, ml_vote
 from trading_core.training.dataset import prepare_coin_frame
 from trading_core.training.predictor import REGIME_COLUMN
 

@@ -17,10 +17,10 @@ import polars as pl
 from trading_core.brain import BrainLibrary, ModelKey, ModelVersion, Release
 from trading_core.config.models import EngineConfig
 from trading_core.consensus import ConsensusParams
+from trading_core.decision.inputs import causal_reliability, engine_votes, fit_serving_tables
 from trading_core.engines import ML_INPUT_COLUMNS
 from trading_core.market.synthetic import SyntheticMarket
 from trading_core.regime import RegimeGates
-from trading_core.serving import causal_reliability, engine_votes, fit_serving_tables
 from trading_core.training.dataset import CoinFrame, prepare_coin_frame
 from trading_core.training.model import fit_forward_return_model
 from trading_core.types import REGIME_CODES, Regime

@@ -54,10 +54,10 @@ from tests.unit.market_fixtures import require_real_data
 from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
 from trading_core.costs import BookStatus
+from trading_core.decision.inputs import ServingTables
 from trading_core.market.synthetic import SyntheticMarket
 from trading_core.regime import RegimeGates
 from trading_core.risk import Fill, RiskEnforcer, RiskState
-from trading_core.serving import ServingTables
 
 CAPACITY = 800
 TICKS = 36

@@ -31,11 +31,11 @@ from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
 from trading_core.consensus import ConsensusParams
 from trading_core.costs import CostParams
+from trading_core.decision.inputs import causal_reliability, decision_inputs, engine_votes, ml_vote
+from trading_core.decision.kernel import REASON_BY_CODE
 from trading_core.engines import SIGNAL_COLUMNS
 from trading_core.events import DecisionEvent
 from trading_core.market.synthetic import SyntheticMarket
-from trading_core.risk.decide_kernel import REASON_BY_CODE
-from trading_core.serving import causal_reliability, decision_inputs, engine_votes, ml_vote
 from trading_core.training.predictor import REGIME_COLUMN
 from trading_core.types import REGIMES
 

@@ -21,7 +21,7 @@ from trading_core.backtest.trades import N_TRADE_COLUMNS, TradeRecords, extract_
 from trading_core.config.models import EngineConfig
 from trading_core.consensus import ConsensusResult
 from trading_core.costs import CostParams
-from trading_core.risk.decide_kernel import REASON_BY_CODE
+from trading_core.decision.kernel import REASON_BY_CODE
 from trading_core.types import bars_per_year
 
 HOUR_MS = 3_600_000

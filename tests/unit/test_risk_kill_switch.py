@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from trading_core.backtest import BacktestConfig, BacktestInputs, replay_decisions, run_backtest
 from trading_core.config.models import EngineConfig
 from trading_core.decision import BarInputs, ConsensusRow, DecisionConfig, decide_bar
+from trading_core.decision.kernel import REASON_BY_CODE
 from trading_core.risk import (
     DenialReason,
     Fill,
@@ -22,7 +23,6 @@ from trading_core.risk import (
     RiskState,
     TradingState,
 )
-from trading_core.risk.decide_kernel import REASON_BY_CODE
 from trading_core.risk.reasons import S_HALTED
 from trading_core.types import Action, Regime
 

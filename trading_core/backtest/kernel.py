@@ -1,5 +1,5 @@
 """The sequential part of the backtest, in numba: fills, funding, marks, the UTC-day roll and
-one call of :func:`~trading_core.risk.decide_kernel.decide_core` per bar.
+one call of :func:`~trading_core.decision.kernel.decide_core` per bar.
 
 Everything that can be computed ahead (consensus, forecasts, ATR, volatility, spreads) arrives
 as arrays from the vectorized pre-pass; only the path-dependent state (position, cash, holding
@@ -30,7 +30,7 @@ from trading_core.costs.kernel import (
     fill_price_and_fee,
     funding_charge_usd,
 )
-from trading_core.risk.decide_kernel import (
+from trading_core.decision.kernel import (
     D_BARS_HELD,
     D_COSTS,
     D_DENIAL,

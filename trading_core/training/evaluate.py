@@ -26,16 +26,16 @@ import numpy.typing as npt
 from trading_core.backtest import BacktestConfig, BacktestInputs, BacktestResult, run_backtest
 from trading_core.consensus import ConsensusParams
 from trading_core.costs import CostParams
-from trading_core.engines import ENGINE_NAMES
-from trading_core.errors import InsufficientDataError
-from trading_core.regime import RegimeGates
-from trading_core.serving import (
+from trading_core.decision.inputs import (
     causal_reliability,
     decision_inputs,
     engine_votes,
     fit_serving_tables,
     ml_vote,
 )
+from trading_core.engines import ENGINE_NAMES
+from trading_core.errors import InsufficientDataError
+from trading_core.regime import RegimeGates
 from trading_core.training.dataset import CoinFrame
 from trading_core.training.jobs import CoinJob, load_coin_frame
 from trading_core.training.model import fit_forward_return_model, load_booster, predict_bps

@@ -13,12 +13,12 @@ from typing import Any, Literal
 import numpy as np
 
 from trading_core.consensus import ConsensusParams
-from trading_core.regime import RegimeGates
-from trading_core.serving import (
+from trading_core.decision.inputs import (
     causal_reliability,
     engine_votes,
     fit_serving_tables,
 )
+from trading_core.regime import RegimeGates
 from trading_core.training.dataset import CoinFrame
 from trading_core.training.jobs import CoinJob, load_coin_frame
 from trading_core.training.model import FittedModel, fit_forward_return_model

@@ -16,7 +16,7 @@ Shorts are allowed for perps only, by default.
 the learned model when present, else :func:`trading_core.consensus.consensus_expected_return_bps`);
 the decision's ``expected_edge_bps`` is that forecast in the direction of the trade.
 
-The logic itself is :func:`trading_core.risk.decide_kernel.decide_core` (numba), which the
+The logic itself is :func:`trading_core.decision.kernel.decide_core` (numba), which the
 backtest kernel calls bar by bar, so a replay through :func:`decide_bar` and through the
 backtest gives the same decisions (bit for bit; ``tests/unit/test_backtest.py`` checks it).
 """
@@ -44,9 +44,7 @@ from trading_core.costs.kernel import (
     fill_price_and_fee,
     funding_charge_usd,
 )
-from trading_core.events import DecisionEvent, EngineVote
-from trading_core.risk import DenialReason, Fill, RiskEnforcer, RiskLimits, RiskState
-from trading_core.risk.decide_kernel import (
+from trading_core.decision.kernel import (
     D_BARS_HELD,
     D_COSTS,
     D_DENIAL,
@@ -62,6 +60,8 @@ from trading_core.risk.decide_kernel import (
     decide_core,
     reason_from_code,
 )
+from trading_core.events import DecisionEvent, EngineVote
+from trading_core.risk import DenialReason, Fill, RiskEnforcer, RiskLimits, RiskState
 from trading_core.risk.enforcer import epoch_ms
 from trading_core.risk.reasons import STATE_CODE, denial_from_code
 from trading_core.types import REGIME_CODES, Action, Regime, timeframe_ms
