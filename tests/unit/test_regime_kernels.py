@@ -24,6 +24,7 @@ from tests.unit.regime_reference import (
 from trading_core.config.models import RegimeDetectionSection, SyntheticMarketSection
 from trading_core.market.synthetic import SyntheticMarket
 from trading_core.regime import apply_hysteresis, detect_regimes, kernels, raw_regimes
+from trading_core.regime.inputs import N_INPUTS, RAW_INPUTS
 from trading_core.regime.rolling_quantile import rolling_linear_quantile, sort_order
 
 FloatArray = npt.NDArray[np.float64]
@@ -219,17 +220,18 @@ def test_dirty_bars_inputs_equal_polars_bit_for_bit(seed: int) -> None:
     starts = np.r_[0, np.flatnonzero(np.diff(runs)) + 1, bars.height].astype(np.int64)
     dollar = bars.select((pl.col("close") * pl.col("volume")).alias("x")).to_series()
     close = bars.get_column("close")
-    inputs = np.empty((kernels.N_INPUTS, bars.height))
-    inputs_valid = np.empty((kernels.N_INPUTS, bars.height), dtype=bool)
+    values = np.empty((N_INPUTS, bars.height))
+    valid = np.empty((N_INPUTS, bars.height), dtype=bool)
     kernels.bar_inputs(
         close.to_numpy(), close.is_not_null().to_numpy(), dollar.to_numpy(),
         dollar.is_not_null().to_numpy(), starts, windows[0], windows[1],
-        detection.lookback_bars, inputs, inputs_valid,
+        detection.lookback_bars, values, valid,
     )  # fmt: skip
-    for row, name in enumerate(("abs_return", "vol", "dv", "efficiency")):
+    for raw_input in RAW_INPUTS:
+        row, name = raw_input.row, {"dollar_volume": "dv"}.get(raw_input.name, raw_input.name)
         column = expected.get_column(name)
-        assert inputs_valid[row].tolist() == column.is_not_null().to_list(), name
-        assert same_floats(inputs[row][inputs_valid[row]], column.drop_nulls().to_numpy()), name
+        assert valid[row].tolist() == column.is_not_null().to_list(), name
+        assert same_floats(values[row][valid[row]], column.drop_nulls().to_numpy()), name
 
 
 @SETTINGS

@@ -7,11 +7,13 @@ stages), not in arithmetic. Both are tested equal on synthetic and real candles
 (``tests/unit/test_features_compiled.py``) to 1e-9 relative; nulls of the warm-up are NaN here
 and become nulls in :func:`~trading_core.features.compute.compute_features`.
 
-The kernel's column order is :data:`KERNEL_COLUMNS`, written out here (not read from
-``core``) because numba caches compiled code per file: a constant imported from another module
-would not invalidate the cache when it changes. A test pins it to ``FEATURE_COLUMNS``. The
-same caveat holds for the kernels of :mod:`trading_core.features.rolling`: after editing them,
-delete the ``*.nbi``/``*.nbc`` files under ``trading_core/features/__pycache__``.
+The kernel's column order is :data:`KERNEL_COLUMNS`, derived from the registry
+(:mod:`trading_core.features.registry`: each feature's ``kernel_slot``); the kernel code below
+writes each feature into its slot by number (``out[t, 9]``: ``dollar_volume_usd``). Numbers
+and not constants imported from the registry, because numba caches compiled code per file: a
+constant imported from another module would not invalidate the cache when it changes. After
+editing a kernel here or in :mod:`trading_core.features.rolling`, delete the
+``*.nbi``/``*.nbc`` files under ``trading_core/features/__pycache__``.
 """
 
 import math
@@ -21,6 +23,7 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from trading_core.features.registry import KERNEL_COLUMNS
 from trading_core.features.rolling import (
     ewm_mean_adjusted,
     rolling_max,
@@ -34,20 +37,8 @@ from trading_core.pooled import pooled_empty
 
 FloatArray = npt.NDArray[np.float64]
 
-KERNEL_COLUMNS: Final[tuple[str, ...]] = (
-    "log_ret_1", "log_ret_4", "log_ret_12", "log_ret_24", "log_ret_72",
-    "realized_vol_12", "realized_vol_24", "realized_vol_72", "atr_14_pct",
-    "dollar_volume_usd", "dollar_volume_mean_24_usd", "relative_volume_24",
-    "log_dollar_volume_z_168", "efficiency_ratio_24", "hl_range_log", "close_location_value",
-    "wick_imbalance", "spread_cs_bps", "spread_ar_bps", "trend_corr_48", "ma_gap_20_100_atr",
-    "donchian_pos_48", "range_pos_48", "momentum_z_24", "momentum_z_12", "close_z_24",
-    "support_dist_atr_72", "resistance_dist_atr_72", "vol_ratio_12_72", "squeeze_ratio_20",
-    "squeeze_recent_6", "close_sma20_atr", "rsi_14", "stoch_k_14", "stoch_d_3", "macd_hist_atr",
-    "vwap_dev_24_atr", "ema_ribbon_score", "ema_spread_5_21_atr", "variance_ratio_4_72",
-    "money_flow_12", "obv_flow_24", "candle_body_atr", "engulfing",
-)  # fmt: skip
-_N_FEATURES: Final = 44
-_RIBBON_COLUMN: Final = 37
+_N_FEATURES: Final = len(KERNEL_COLUMNS)
+_RIBBON_COLUMN: Final = KERNEL_COLUMNS.index("ema_ribbon_score")
 _CS_K: Final = 3.0 - 2.0 * math.sqrt(2.0)
 _CS_BETA: Final = (math.sqrt(2.0) - 1.0) / _CS_K
 
@@ -359,7 +350,7 @@ def _mask_warmup(
 ) -> None:
     for g in range(starts.shape[0] - 1):
         s, e = starts[g], starts[g + 1]
-        for j in range(_N_FEATURES):
+        for j in range(warmup.shape[0]):
             out[s : s + min(warmup[j], e - s), j] = np.nan
 
 

@@ -1,6 +1,7 @@
 """``compute_features``: validate OHLCV bars, then append every feature column.
 
-The values come from the compiled kernel (:mod:`trading_core.features.compiled`);
+The values come from the compiled kernel (:mod:`trading_core.features.compiled`), its columns
+named and ordered by the registry (:mod:`trading_core.features.registry`);
 :func:`compute_features_polars` evaluates the polars expressions that define them
 (:mod:`trading_core.features.core`) and is the reference the kernel is tested against.
 """
@@ -10,8 +11,14 @@ import numpy.typing as npt
 import polars as pl
 
 from trading_core.errors import DataValidationError
-from trading_core.features.compiled import KERNEL_COLUMNS, feature_matrix
-from trading_core.features.core import FEATURE_COLUMNS, FEATURE_WARMUP_BARS, apply_feature_stages
+from trading_core.features.compiled import feature_matrix
+from trading_core.features.core import apply_feature_stages
+from trading_core.features.registry import (
+    FEATURE_COLUMNS,
+    FEATURE_WARMUP_BARS,
+    FEATURES,
+    KERNEL_COLUMNS,
+)
 from trading_core.market.blocks import block_starts, is_contiguous
 from trading_core.market.schema import OHLCV_COLUMNS, PRICE_COLUMNS, TIMESTAMP
 
@@ -72,9 +79,7 @@ def compute_features(bars: pl.DataFrame, *, by: str | None = None) -> pl.DataFra
         return compute_features(ordered.drop("__row"), by=by).sort(ordered["__row"])
     ohlcv, starts = _checked_arrays(bars, by)
     matrix = feature_matrix(ohlcv, starts, _KERNEL_WARMUP)
-    features = [
-        pl.Series(name, matrix[:, j], nan_to_null=True) for j, name in enumerate(KERNEL_COLUMNS)
-    ]
+    features = [pl.Series(f.name, matrix[:, f.kernel_slot], nan_to_null=True) for f in FEATURES]
     kept = bars.drop(*(c for c in FEATURE_COLUMNS if c in bars.columns))
     cast = [pl.col(c).cast(pl.Float64) for c in _OHLCV if kept.schema[c] != pl.Float64]
     return (kept.with_columns(cast) if cast else kept).hstack(features)
@@ -109,4 +114,5 @@ def compute_features_polars(bars: pl.DataFrame, *, by: str | None = None) -> pl.
 
 
 _OHLCV = ("open", "high", "low", "close", "volume")
+# the warm-up of each kernel column (the kernel masks it), in kernel-slot order
 _KERNEL_WARMUP = np.array([FEATURE_WARMUP_BARS[c] for c in KERNEL_COLUMNS], dtype=np.int64)

@@ -16,7 +16,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from trading_core.features.core import ATR_BARS
+from trading_core.features.expressions import ATR_BARS
 
 FloatArray = npt.NDArray[np.float64]
 SQUEEZE_BARS: Final = 6  # the squeeze looks back over the ratio of the last 6 bars

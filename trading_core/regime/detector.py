@@ -26,6 +26,10 @@ trailing window of ``regime_warmup_bars(...) + 1`` bars gives the same label at 
 Bars before the raw warm-up (not enough history for the percentiles) are ILLIQUID: no engine
 votes until the detector can tell.
 
+The raw inputs (|log return|, volatility, mean dollar volume, efficiency ratio), their kernel
+rows, warm-ups and percentiles are declared once in :mod:`trading_core.regime.inputs`, which
+this batch path and the incremental one (:mod:`trading_core.regime.incremental`) both read.
+
 The per-bar work runs in numba (:mod:`trading_core.regime.kernels`, ~5x the polars expressions
 it replaced), reproducing polars' rolling arithmetic bit for bit so that no label moves: the
 rules above were defined, and are tested, as polars ``rolling_*`` expressions with their null
@@ -40,7 +44,7 @@ import polars as pl
 
 from trading_core.config.models import RegimeDetectionSection
 from trading_core.market.blocks import block_starts
-from trading_core.regime import kernels, rolling_quantile
+from trading_core.regime import inputs, kernels, rolling_quantile
 from trading_core.types import REGIME_CODES, Regime
 
 RegimeCodes = npt.NDArray[np.int8]
@@ -64,13 +68,14 @@ def raw_warmup_bars(
     vol_window_bars: int = VOL_WINDOW_BARS,
     dollar_volume_window_bars: int = DOLLAR_VOLUME_WINDOW_BARS,
 ) -> int:
-    """First bar index at which every raw input is defined."""
-    window = detection.percentile_window_bars
-    return max(
-        vol_window_bars + window - 1,
-        dollar_volume_window_bars + window - 2,
-        detection.lookback_bars,
-        vol_window_bars + 1,
+    """First bar index at which every raw input is defined (from the declarations of
+    :data:`~trading_core.regime.inputs.RAW_INPUTS`)."""
+    return inputs.raw_warmup_bars(
+        inputs.RegimeWindows.of(
+            detection,
+            vol_window_bars=vol_window_bars,
+            dollar_volume_window_bars=dollar_volume_window_bars,
+        )
     )
 
 
@@ -143,8 +148,8 @@ def _raw_with_index(
     starts = block_starts(bars, by)
     close, close_valid, dollar_volume, dollar_valid = _close_and_dollar_volume(bars)
     n = close.size
-    inputs = np.empty((kernels.N_INPUTS, n))
-    inputs_valid = np.empty((kernels.N_INPUTS, n), dtype=bool)
+    values = np.empty((inputs.N_INPUTS, n))
+    valid = np.empty((inputs.N_INPUTS, n), dtype=bool)
     kernels.bar_inputs(
         close,
         close_valid,
@@ -154,22 +159,23 @@ def _raw_with_index(
         windows[0],
         windows[1],
         detection.lookback_bars,
-        inputs,
-        inputs_valid,
+        values,
+        valid,
     )
-    window = detection.percentile_window_bars
-    vol_q, vol_q_valid = _rolling_quantile(
-        inputs[kernels.I_VOL], inputs_valid[kernels.I_VOL], starts,
-        detection.panic_vol_percentile, window,
-    )  # fmt: skip
-    dv_q, dv_q_valid = _rolling_quantile(
-        inputs[kernels.I_DOLLAR_VOLUME], inputs_valid[kernels.I_DOLLAR_VOLUME], starts,
-        detection.illiquid_volume_percentile, window,
-    )  # fmt: skip
+    # the rolling percentile of each input the rules compare with one
+    quantiles = {
+        i.name: _rolling_quantile(
+            values[i.row], valid[i.row], starts, i.percentile(detection),
+            detection.percentile_window_bars,
+        )
+        for i in inputs.RAW_INPUTS
+        if i.percentile is not None
+    }  # fmt: skip
+    (vol_q, vol_q_valid), (dv_q, dv_q_valid) = quantiles["vol"], quantiles["dollar_volume"]
     raw, immediate = np.empty(n, dtype=np.int8), np.empty(n, dtype=bool)
     kernels.raw_labels(
-        inputs,
-        inputs_valid,
+        values,
+        valid,
         vol_q,
         vol_q_valid,
         dv_q,

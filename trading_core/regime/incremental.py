@@ -11,7 +11,8 @@ recomputing them from the window every bar costs ~27 quantiles of 720 values per
 (:func:`advance_regimes`), and the hysteresis runs on the carried raw labels with
 :func:`~trading_core.regime.detector.apply_hysteresis` itself.
 
-Every carried value is a function of a fixed trailing run of bars, computed by the same
+The inputs are those declared in :mod:`trading_core.regime.inputs` (their newest-bar
+functions). Every carried value is a function of a fixed trailing run of bars, computed by the same
 reductions whether built from a window (:func:`regime_memory_from_window`) or advanced bar by
 bar, so both give bit-identical memories (tests assert it). They equal ``detect_regimes``' on
 the trailing ``frame_bars``-bar frame Hamilton's reference path uses (the warm-up counted from
@@ -19,7 +20,7 @@ that frame's start, as ``detect_regimes`` counts it) up to floating-point summat
 percentile is polars' linear rule ``a + (b - a) * t`` exactly.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from trading_core.config.models import RegimeDetectionSection
+from trading_core.regime import inputs
 from trading_core.regime.detector import (
     ILLIQUID,
     PANIC,
@@ -70,14 +72,7 @@ class RegimeMemory:
 
 def tail_bars(detection: RegimeDetectionSection) -> int:
     """Closes and volumes :func:`advance_regimes` needs per coin: the newest bar's inputs."""
-    return (
-        max(
-            detection.vol_window_bars + 1,
-            detection.dollar_volume_window_bars,
-            detection.lookback_bars + 1,
-        )
-        + 1  # the previous bar's volatility for the jump test comes from the memory
-    )
+    return inputs.tail_bars(inputs.RegimeWindows.of(detection))
 
 
 def _label_memory(detection: RegimeDetectionSection) -> int:
@@ -94,23 +89,10 @@ def _raw_warmup(detection: RegimeDetectionSection) -> int:
 
 def _bar_inputs(
     close: FloatArray, volume: FloatArray, detection: RegimeDetectionSection
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
-    """|log return|, volatility, mean dollar volume and efficiency ratio of the bar at the end
-    of each trailing window (last axis; NaN where a window lacks bars)."""
-    vw, dvw, lookback = (
-        detection.vol_window_bars,
-        detection.dollar_volume_window_bars,
-        detection.lookback_bars,
-    )
-    log_close = np.log(close)
-    lr1 = np.diff(log_close, axis=-1)
-    vol = np.sqrt(np.ascontiguousarray(np.square(lr1[..., -vw:])).mean(axis=-1))
-    dollar_volume = np.ascontiguousarray((close * volume)[..., -dvw:]).mean(axis=-1)
-    path = np.ascontiguousarray(np.abs(lr1[..., -lookback:])).sum(axis=-1)
-    move = np.abs(log_close[..., -1] - log_close[..., -1 - lookback])
-    efficiency = move / path
-    efficiency = np.where(np.isnan(efficiency), 0.0, efficiency)  # a flat window: no trend
-    return np.abs(lr1[..., -1]), vol, dollar_volume, efficiency
+) -> dict[str, FloatArray]:
+    """Each raw input (:data:`~trading_core.regime.inputs.RAW_INPUTS`) of the bar at the end of
+    each trailing window (last axis; NaN where a window lacks bars)."""
+    return inputs.newest_inputs(close, volume, inputs.RegimeWindows.of(detection))
 
 
 def linear_quantile(values: FloatArray, q: float) -> FloatArray:
@@ -130,7 +112,7 @@ def linear_quantile(values: FloatArray, q: float) -> FloatArray:
 
 
 def _raw_codes(
-    inputs: tuple[FloatArray, FloatArray, FloatArray, FloatArray],
+    values: Mapping[str, FloatArray],
     vol_prev: FloatArray,
     vol_history: FloatArray,
     dv_history: FloatArray,
@@ -139,7 +121,8 @@ def _raw_codes(
 ) -> tuple[RegimeCodes, BoolArray]:
     """Raw codes and confirmations (the detector's priority rule) of bars whose histories end
     at them; ``warming`` bars are ILLIQUID and confirmed."""
-    abs_return, vol, dollar_volume, efficiency = inputs
+    abs_return, vol = values["abs_return"], values["vol"]
+    dollar_volume, efficiency = values["dollar_volume"], values["efficiency"]
     raw = np.full(vol.shape, ILLIQUID, dtype=np.int8)
     confirmed = np.ones(vol.shape, dtype=bool)
     if warming.all():
@@ -213,16 +196,18 @@ def advance_regimes(
     if n == 0:
         return ()
     with np.errstate(divide="ignore", invalid="ignore"):
-        inputs = _bar_inputs(close, volume, detection)
+        newest = _bar_inputs(close, volume, detection)
     pw, keep = detection.percentile_window_bars, _label_memory(detection)
-    vol_rows, vol_table = _append_rows([m.vol for m in memories], inputs[1], pw)
-    dv_rows, dv_table = _append_rows([m.dollar_volume for m in memories], inputs[2], pw)
+    vol_rows, vol_table = _append_rows([m.vol for m in memories], newest["vol"], pw)
+    dv_rows, dv_table = _append_rows(
+        [m.dollar_volume for m in memories], newest["dollar_volume"], pw
+    )
     vol_prev = np.array([m.vol[-1] if m.vol.size else np.nan for m in memories])
     frame_pos = _frame_position(np.asarray(window_lengths), frame_bars)
     # the tables hold the rows that were full before this bar (a coin is warm only long after)
     has_history = np.array([m.vol.size == pw for m in memories])
     warming = (frame_pos < _raw_warmup(detection)) | ~has_history
-    raw, confirmed = _raw_codes(inputs, vol_prev, vol_table, dv_table, warming, detection)
+    raw, confirmed = _raw_codes(newest, vol_prev, vol_table, dv_table, warming, detection)
     raw_rows, _ = _append_rows([m.raw for m in memories], raw, keep)
     confirmed_rows, _ = _append_rows([m.confirmed for m in memories], confirmed, keep)
     return tuple(
@@ -280,7 +265,7 @@ def regime_memory_from_window(
     k = tail_bars(detection)
     pad = np.full(k - 1, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        inputs = _bar_inputs(
+        per_bar = _bar_inputs(
             _sliding(np.r_[pad, close], k), _sliding(np.r_[pad, volume], k), detection
         )
     pw, keep = detection.percentile_window_bars, _label_memory(detection)
@@ -290,9 +275,9 @@ def regime_memory_from_window(
     has_history = labelled - pw + 1 >= 0
     warming = (frame_pos < _raw_warmup(detection)) | ~has_history
     starts = np.maximum(labelled - pw + 1, 0)
-    abs_return, vol, dollar_volume, efficiency = inputs
+    vol, dollar_volume = per_bar["vol"], per_bar["dollar_volume"]
     raw, confirmed = _raw_codes(
-        (abs_return[labelled], vol[labelled], dollar_volume[labelled], efficiency[labelled]),
+        {name: x[labelled] for name, x in per_bar.items()},
         np.r_[np.nan, vol][labelled],
         _history(vol, starts, pw),
         _history(dollar_volume, starts, pw),

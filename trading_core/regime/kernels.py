@@ -42,12 +42,13 @@ RANGE = REGIME_CODES[Regime.RANGE]
 PANIC = REGIME_CODES[Regime.PANIC]
 ILLIQUID = REGIME_CODES[Regime.ILLIQUID]
 
-# Rows of the trailing-input matrix written by :func:`bar_inputs`.
+# Rows of the trailing-input matrix written by :func:`bar_inputs`: each input's ``row`` in the
+# declarations of :data:`trading_core.regime.inputs.RAW_INPUTS` (numbers here, in the kernels'
+# own file, so that numba's per-file cache sees a change).
 I_ABS_RETURN = 0
 I_VOL = 1
 I_DOLLAR_VOLUME = 2
 I_EFFICIENCY = 3
-N_INPUTS = 4
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
