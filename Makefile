@@ -29,8 +29,8 @@ demo: $(STAMP)
 	$(BIN)/coin-engine demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check trading_core engine_assets hamilton_exec tests bench
-	$(BIN)/ruff format --check trading_core engine_assets hamilton_exec tests bench
+	$(BIN)/ruff check trading_core engine_assets hamilton_exec coin_engine tests bench
+	$(BIN)/ruff format --check trading_core engine_assets hamilton_exec coin_engine tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

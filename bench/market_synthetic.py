@@ -40,7 +40,7 @@ def _stage(name: str, queue: "multiprocessing.Queue[tuple[float, float]]") -> No
     start = time.perf_counter()
     if name == "peer":
         iid_random_walk_peer()
-    elif name in ("structured", "null"):
+    elif name in ("structured", "no_edge"):
         _ = _market(name).market
     elif name == "frames" and prepared is not None:
         first = prepared.end - timedelta(days=DAYS)
@@ -78,7 +78,7 @@ def main() -> None:
     print(f"synthetic market: {N_COINS} coins x {DAYS} days of 1h bars = {candles:,} candles")
     measure("peer: i.i.d. Gaussian random walk, same array shapes", "peer")
     measure("SyntheticMarket.market, structured (regimes, t shocks, loop)", "structured")
-    measure("SyntheticMarket.market, null (regimes, t shocks, no loop)", "null")
+    measure("SyntheticMarket.market, no_edge (regimes, t shocks, no loop)", "no_edge")
     measure("all 450 coins -> validated 1h polars frames", "frames")
     measure("universe_snapshot(end)", "snapshot")
 

@@ -112,7 +112,7 @@ def null_experiment(seeds: list[int], coins: int) -> dict[str, Any]:
     for seed in seeds:
         day = run_day(
             {
-                "ENGINE__DATA__SYNTHETIC__MODE": '"null"',
+                "ENGINE__DATA__SYNTHETIC__MODE": "no_edge",
                 "ENGINE__DATA__SYNTHETIC__SEED": str(seed),
                 "ENGINE__ENGINE__ACTIVE_COINS": str(coins),
             }

@@ -45,8 +45,8 @@ PROBE = """
 import json, sys, time
 sys.argv = ["coin-engine", "engine", "run"]  # what the console script sees
 t0 = time.perf_counter()
-import trading_core.cli.app
-import engine_assets.cli
+import coin_engine.cli.app
+import coin_engine.cli.engine_cmd
 import engine_assets.definitions
 t1 = time.perf_counter()
 from trading_core.config import load_config

@@ -24,6 +24,7 @@ COPY constraints.txt pyproject.toml README.md ./
 COPY trading_core ./trading_core
 COPY engine_assets ./engine_assets
 COPY hamilton_exec ./hamilton_exec
+COPY coin_engine ./coin_engine
 # PIP_CONSTRAINT (not -c) also reaches the isolated build environment (setuptools)
 RUN --mount=type=cache,target=/root/.cache/pip \
     PIP_CONSTRAINT=/src/constraints.txt pip wheel --no-deps --wheel-dir /wheels .

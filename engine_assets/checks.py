@@ -1,4 +1,9 @@
-"""Asset checks of the daily DAG. Blocking checks stop the downstream assets of the run."""
+"""Asset checks of the daily DAG. Blocking checks stop the downstream assets of the run.
+
+The checks declare no ``partitions_def`` (a partitioned ``AssetCheckSpec`` is a Dagster preview
+feature and printed a ``PreviewWarning`` on every ``dagster`` command): each runs in the run of
+its asset and reads that run's partition keys (one day, or every day of a single-run backfill)
+through :func:`~engine_assets.partitions.partition_days`, as before."""
 
 from datetime import timedelta
 
@@ -7,7 +12,7 @@ import numpy as np
 import polars as pl
 
 from engine_assets.assets.universe import partition_end
-from engine_assets.partitions import daily_partitions, partition_days
+from engine_assets.partitions import partition_days
 from engine_assets.resources import BrainLibraryResource, EngineConfigResource, MarketDataResource
 from trading_core.features import FEATURE_COLUMNS, compute_features, warmup_bars
 from trading_core.market.parquet_store import ParquetStore
@@ -21,7 +26,6 @@ CAUSALITY_CUTS = 3
 @dg.asset_check(
     asset="coin_universe",
     blocking=True,
-    partitions_def=daily_partitions,
     description="The universe snapshot has pairs with volume and spread.",
 )
 def coin_universe_not_empty(
@@ -56,7 +60,6 @@ def _sample_bars(
 @dg.asset_check(
     asset="trained_models",
     blocking=True,
-    partitions_def=daily_partitions,
     description="Every feature recomputed on data truncated at t equals the "
     "original at t (the top coin, several cut points).",
 )
@@ -84,7 +87,6 @@ def features_causal(
 @dg.asset_check(
     asset="trained_models",
     blocking=True,
-    partitions_def=daily_partitions,
     description="No NaN/inf in the features after their warm-up.",
 )
 def features_finite(

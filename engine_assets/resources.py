@@ -14,7 +14,8 @@ from pydantic import PrivateAttr
 from trading_core.brain import BrainLibrary
 from trading_core.config import EngineConfig, default_config_paths, load_config
 from trading_core.market.parquet_store import ParquetStore
-from trading_core.market.source import MarketDataSource, make_source
+from trading_core.market.source import MarketDataSource
+from trading_core.market.sources import make_source
 from trading_core.observability.logging import get_logger
 from trading_core.training.cluster import ClusterPlan, open_client, plan_for_this_machine
 

@@ -41,7 +41,8 @@ from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
 from trading_core.errors import CoinEngineError
 from trading_core.market.ccxt_source import CcxtSource, build_ccxt_client
-from trading_core.market.source import MarketDataSource, make_source
+from trading_core.market.source import MarketDataSource
+from trading_core.market.sources import make_source
 from trading_core.observability.logging import get_logger
 
 SEND_JOURNAL_FILE = "order_journal.jsonl"

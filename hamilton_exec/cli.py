@@ -42,7 +42,8 @@ from hamilton_exec.settings import HamiltonSettings, Mode, ReplayWindow, check_l
 from hamilton_exec.status import build_status, render_status
 from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
-from trading_core.market.source import MarketDataSource, make_source
+from trading_core.market.source import MarketDataSource
+from trading_core.market.sources import make_source
 from trading_core.observability.logging import configure_logging
 
 app = typer.Typer(
@@ -52,6 +53,7 @@ console = Console()
 DEFAULT_REPLAY_DAYS = 2
 CONTROL_TIMEOUT_S = 30.0  # a kill waits for the tick in flight
 STATUS_TIMEOUT_S = 5.0
+SYMBOLS_SHOWN = 10  # symbols named in an unknown --symbols error
 StateDirOption = Annotated[
     Path | None, typer.Option("--state-dir", help="Default: hamilton.state_path.")
 ]
@@ -61,16 +63,28 @@ PortOption = Annotated[
 
 
 def config_of(ctx: typer.Context) -> EngineConfig:
-    """The invocation's config (imported here: the root app imports this module)."""
-    from trading_core.cli.app import config_of as root_config_of
+    """The invocation's config: the root app's ``ctx.obj["config"]`` (loaded on first use), or the
+    default files when this group runs on its own."""
+    root = ctx.find_root()
+    if root.obj is None:
+        from trading_core.config import load_config
 
-    return root_config_of(ctx)
+        root.obj = {"config": load_config()}
+    config: EngineConfig = root.obj["config"]
+    return config
 
 
-def _utc(value: str | None) -> datetime | None:
+def _utc(value: str | None, option: str) -> datetime | None:
+    """``--from``/``--to``: a UTC date or datetime; anything else is one line and exit 2."""
     if value is None:
         return None
-    moment = datetime.fromisoformat(value)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        _fail(
+            f"{option} {value!r} is not a UTC date or datetime; allowed: YYYY-MM-DD or "
+            "YYYY-MM-DDTHH:MM[:SS][+00:00], e.g. 2026-10-25"
+        )
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -90,14 +104,42 @@ def replay_window(
     max_bars: int | None,
     timeframe_hours: float,
 ) -> ReplayWindow:
-    """``--from``/``--to`` or defaults: the last days (or ``max_bars`` bars) of the source."""
-    stop = _utc(end) or _source_end(source)
+    """``--from``/``--to`` or defaults: the last days (or ``max_bars`` bars) of the source. An
+    empty window (``--to`` not after ``--from``) is one line and exit 2."""
+    stop = _utc(end, "--to") or _source_end(source)
     default_span = (
         timedelta(hours=max_bars * timeframe_hours)
         if max_bars
         else timedelta(days=DEFAULT_REPLAY_DAYS)
     )
-    return ReplayWindow(_utc(start) or stop - default_span, stop, speed)
+    first = _utc(start, "--from") or stop - default_span
+    if stop <= first:
+        _fail(
+            f"--to {stop.isoformat()} is not after --from {first.isoformat()}; allowed: "
+            "a --to later than --from (default --to: the end of the source)"
+        )
+    return ReplayWindow(first, stop, speed)
+
+
+def _symbols(source: MarketDataSource, config: EngineConfig, text: str | None) -> tuple[str, ...]:
+    """``--symbols``: each must be served by the configured store (parquet, synthetic); a live
+    exchange's markets are checked by the exchange itself."""
+    wanted = tuple(s.strip() for s in text.split(",") if s.strip()) if text else ()
+    if not wanted or config.data.source == "ccxt":
+        return wanted
+    available = source.list_symbols()
+    served = set(available)
+    unknown = [s for s in wanted if s not in served]
+    if unknown:
+        shown = ", ".join(available[:SYMBOLS_SHOWN]) + (
+            f" ... ({len(available)} in all)" if len(available) > SYMBOLS_SHOWN else ""
+        )
+        _fail(
+            f"--symbols {','.join(unknown)}: not in the {config.data.source} source; allowed: "
+            + (shown or "none (the store is empty: coin-engine data fetch)")
+            + "; list them with coin-engine data rank"
+        )
+    return wanted
 
 
 @app.command("run")
@@ -145,7 +187,7 @@ def run(
         mode=mode,
         timeframe=tf,
         state_dir=state_dir,
-        symbols=tuple(s.strip() for s in symbols.split(",") if s.strip()) if symbols else (),
+        symbols=_symbols(source, config, symbols),
         replay=replay_window(source, start, end, speed, max_bars, _hours(tf)) if replay else None,
         max_bars=max_bars,
         metrics_port=metrics_port,

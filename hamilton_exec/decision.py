@@ -1,10 +1,14 @@
-"""One decision per coin per bar: the serving path of trading_core, bar by bar.
+"""One decision per coin per bar: the serving path of trading_core, batched across coins.
 
-For the newest bar of a coin (a single-row :class:`CoinFrame` from :mod:`hamilton_exec.prepare`)
-the flow is exactly the walk-forward's: the learned engine's forecast from the release's model
-of the bar's regime (:class:`RegimeModelPredictor`), ``ml_vote`` -> ``engine_votes`` (gates) ->
-causal reliability -> ``decision_inputs`` (consensus, expected return, costs inputs) ->
-``bar_inputs_at`` -> ``decide_bar`` (cost check, risk enforcement) -> ``decision_event``.
+Production (:mod:`hamilton_exec.engine`) and the shadow books (:mod:`hamilton_exec.shadow`) run
+the one path: :func:`prepare_decisions` takes the newest bars of a tick (:class:`NewestBars`,
+one row per coin, each coin with its release models and serving tables) and forms every row's
+inputs at once: the learned engine's forecast from the model of the bar's regime
+(``newest_forecasts``), ``ml_vote``, one ``combine_votes`` call, then
+:func:`trading_core.decision.inputs.decision_rows` (expected return, market inputs, validity,
+the same function the walk-forward backtest uses) -> :class:`BarInputs`;
+:func:`decide_prepared` runs ``decide_bar`` (cost check, risk enforcement) and builds the
+``DecisionEvent`` of each bar, in order, against the caller's risk state.
 
 Reliability is the one piece of state a single bar cannot give: :class:`CoinMemory` carries the
 coin's :class:`ReliabilityTracker` and its last ``horizon`` votes, adding bar ``t - horizon``
@@ -15,7 +19,7 @@ when bar ``t`` closes its outcome, which is exactly the rule of
 import math
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -25,17 +29,13 @@ import numpy.typing as npt
 from hamilton_exec.forecast import ReleaseForests, newest_forecasts
 from hamilton_exec.models import CoinModels
 from hamilton_exec.newest import NewestBars
-from trading_core.backtest import bar_inputs_at
-from trading_core.backtest.walk import ATR_PCT_COLUMN, SPREAD_COLUMN, VOLATILITY_COLUMN, EngineVotes
 from trading_core.consensus import (
     ConsensusParams,
     ConsensusResult,
     ReliabilityTracker,
     combine_votes,
-    consensus_expected_return_bps,
 )
-from trading_core.consensus import engine_votes as vote_records
-from trading_core.costs import BookTop, CostParams
+from trading_core.costs import CostParams
 from trading_core.decision import (
     BarInputs,
     Decision,
@@ -44,12 +44,11 @@ from trading_core.decision import (
     decide_bar,
     decision_event,
 )
-from trading_core.decision.inputs import decision_inputs, engine_votes, ml_vote
+from trading_core.decision.inputs import decision_rows, ml_vote
 from trading_core.engines import ENGINE_NAMES
 from trading_core.events import DecisionEvent, EngineVote
 from trading_core.regime import RegimeGates
 from trading_core.risk import RiskState
-from trading_core.training.dataset import CoinFrame
 from trading_core.types import REGIMES, timeframe_ms
 
 FloatArray = npt.NDArray[np.float64]
@@ -124,103 +123,9 @@ class CoinDecision:
     forecast_bps: float
 
 
-def coin_votes(
-    frame: CoinFrame, models: CoinModels, ml_row: Any, gates: RegimeGates, ml_scale_bps: float
-) -> tuple[EngineVotes, FloatArray]:
-    """The 23 votes of the coin's newest bar and the learned engine's forecast (NaN: none)."""
-    forecast = np.full(1, np.nan) if models.predictor is None else models.predictor(ml_row)
-    signal, confidence = ml_vote(forecast, ml_scale_bps)
-    return engine_votes(frame, signal, confidence, gates), forecast
-
-
-def decide_coin(
-    frame: CoinFrame,
-    ml_row: Any,
-    models: CoinModels,
-    memory: CoinMemory,
-    state: RiskState,
-    context: DecisionContext,
-    gates: RegimeGates,
-    *,
-    book: BookTop | None = None,
-    invalid_reason: str = "",
-    metadata: dict[str, Any] | None = None,
-) -> tuple[CoinDecision, RiskState]:
-    """Decide the coin's newest bar and advance its memory (see the module docstring).
-
-    ``invalid_reason`` (stale or rejected data) forces a hold with that reason; a bar still in
-    its warm-up holds with ``warming_up``.
-    """
-    votes, forecast = coin_votes(frame, models, ml_row, gates, context.ml_scale_bps)
-    regime = int(frame.regimes[0])
-    close = float(frame.bars["close"][0])
-    memory.close_outcomes(close)
-    reliability = memory.reliability(regime)
-    memory.remember(votes.signals[0], regime, close)
-    inputs, result = decision_inputs(
-        frame,
-        votes,
-        reliability,
-        np.zeros(1, dtype=np.int64),
-        models.tables,
-        params=context.params,
-        cost_params=context.cost_params,
-        horizon_bars=context.horizon_bars,
-        ml_forecast_bps=forecast,
-    )
-    bar = _bar_inputs(inputs, result, votes, context, book, invalid_reason, forecast)
-    decision, state = decide_bar(bar, state, config=context.decision_config)
-    meta = {"model_version": models.version_for(regime), **(metadata or {})}
-    if math.isfinite(float(forecast[0])):
-        meta["ml_forecast_bps"] = float(forecast[0])
-    event = decision_event(decision, bar, risk_preset=context.risk_preset, metadata=meta)
-    outcome = CoinDecision(
-        decision=decision,
-        inputs=bar,
-        event=event,
-        signals=votes.signals[0],
-        weights=np.asarray(result.weights[0]),
-        forecast_bps=float(forecast[0]),
-    )
-    return outcome, state
-
-
-def _bar_inputs(
-    inputs: Any,
-    result: Any,
-    votes: EngineVotes,
-    context: DecisionContext,
-    book: BookTop | None,
-    invalid_reason: str,
-    forecast: FloatArray,
-) -> BarInputs:
-    bar = bar_inputs_at(inputs, 0, context.decision_config)
-    regime = int(votes.regimes[0])
-    records = vote_records(
-        ENGINE_NAMES,
-        votes.signals[0],
-        votes.confidences[0],
-        result.weights[0],
-        votes.enabled[regime],
-    )
-    valid = bar.data_valid and not invalid_reason
-    reason = invalid_reason or ("" if bar.data_valid else "warming_up")
-    return replace(
-        bar,
-        consensus=consensus_row(result, 0, records),
-        book=book,
-        data_valid=valid,
-        invalid_reason=reason,
-        edge_source="ml_brain" if math.isfinite(float(forecast[0])) else "consensus",
-    )
-
-
-# --- the batched path: every fresh coin of a tick at once, then decide_bar coin by coin ------
-
-
 @dataclass(frozen=True)
 class PreparedDecision:
-    """One coin's bar ready for ``decide_bar``: what :func:`decide_coin` builds before it."""
+    """One coin's bar ready for ``decide_bar``."""
 
     inputs: BarInputs
     signals: FloatArray
@@ -239,8 +144,9 @@ def prepare_decisions(
     invalid_reasons: Sequence[str],
     forests: ReleaseForests | None = None,
 ) -> list[PreparedDecision]:
-    """:func:`decide_coin` up to ``decide_bar`` for every row of ``batch`` at once (the same
-    numbers, bit for bit), advancing each row's memory. The consensus is one
+    """Every row of ``batch`` up to ``decide_bar`` (module docstring), advancing each row's
+    memory (a row is one coin's book: its models, memory and invalid reason; a batch may hold
+    a bar twice, for two books). The consensus is one
     ``combine_votes`` call: each coin's correlation divisors and the soft gates are folded
     into its reliability row (``rel * multiplier / divisor``, the very product ``combine_votes``
     forms) and neutral tables are passed, so one call serves coins with different tables.
@@ -305,7 +211,7 @@ def _advance_memories(
     codes: npt.NDArray[np.int64],
     close: FloatArray,
 ) -> FloatArray:
-    """Each coin's reliability row for this bar, advancing its memory as decide_coin does."""
+    """Each row's reliability for this bar, advancing its memory (``CoinMemory``)."""
     reliability = np.empty(signals.shape)
     for i, memory in enumerate(memories):
         memory.close_outcomes(float(close[i]))
@@ -323,44 +229,41 @@ def _bar_inputs_rows(
     context: DecisionContext,
     invalid_reasons: Sequence[str],
 ) -> list[BarInputs]:
-    """``decision_inputs`` + ``bar_inputs_at`` + ``_bar_inputs`` of every row."""
-    n, codes = len(batch), batch.regimes.astype(np.int64)
-    volatility_bps = batch.column(VOLATILITY_COLUMN) * 1e4
+    """The :class:`BarInputs` of every row, from :func:`decision_rows` (spread left to
+    ``decide_bar``: the raw candle estimate, resolved there with the live book)."""
+    codes = batch.regimes.astype(np.int64)
     ic = np.array([m.tables.ic_by_regime[c] for m, c in zip(models, codes, strict=True)])
-    expected = consensus_expected_return_bps(result.score, volatility_bps, context.horizon_bars, ic)
-    expected = np.nan_to_num(np.where(np.isfinite(forecasts), forecasts, expected))
-    close = batch.column("close")
-    atr = batch.column(ATR_PCT_COLUMN) * close
-    # the raw candle estimate (NaN: unknown): decide_bar resolves the spread from it, the live
-    # book and the book's status with the one rule (costs.resolve_spread_bps)
-    candle_spread = batch.column(SPREAD_COLUMN)
-    known = np.isfinite(atr) & np.isfinite(volatility_bps) & batch.warm
-    atr, volatility_bps = np.nan_to_num(atr), np.nan_to_num(volatility_bps)
+    rows = decision_rows(
+        batch.decision_columns(),
+        result,
+        ic,
+        horizon_bars=context.horizon_bars,
+        ml_forecast_bps=forecasts,
+    )
     bar_ms = timeframe_ms(context.decision_config.timeframe)
-    volume = batch.column("volume")
-    rows = []
-    for i in range(n):
-        opened_ms = int(batch.timestamps_ms[i])
-        invalid = invalid_reasons[i]
-        rows.append(
+    out = []
+    for i in range(len(batch)):
+        opened_ms = int(rows.timestamps_ms[i])
+        invalid, known = invalid_reasons[i], bool(rows.data_valid[i])
+        out.append(
             BarInputs(
                 timestamp=_EPOCH + timedelta(milliseconds=opened_ms),
                 decided_at=_EPOCH + timedelta(milliseconds=opened_ms + bar_ms),
                 symbol=batch.symbols[i],
                 regime=REGIMES[int(codes[i])],
                 consensus=consensus_row(result, i, votes[i]),
-                expected_return_bps=float(expected[i]),
-                price=float(close[i]),
-                atr=float(atr[i]),
-                volatility_bps=float(volatility_bps[i]),
-                bar_volume=float(volume[i]),
-                candle_spread_bps=max(float(candle_spread[i]), 0.0),
-                data_valid=bool(known[i]) and not invalid,
-                invalid_reason=invalid or ("" if known[i] else "warming_up"),
+                expected_return_bps=float(rows.expected_return_bps[i]),
+                price=float(rows.close[i]),
+                atr=float(rows.atr[i]),
+                volatility_bps=float(rows.volatility_bps[i]),
+                bar_volume=float(rows.volume[i]),
+                candle_spread_bps=max(float(rows.spread_bps[i]), 0.0),
+                data_valid=known and not invalid,
+                invalid_reason=invalid or ("" if known else "warming_up"),
                 edge_source="ml_brain" if math.isfinite(float(forecasts[i])) else "consensus",
             )
         )
-    return rows
+    return out
 
 
 def decide_prepared(
@@ -370,7 +273,7 @@ def decide_prepared(
     *,
     metadata: dict[str, Any] | None = None,
 ) -> tuple[CoinDecision, RiskState]:
-    """``decide_bar`` and the DecisionEvent of a prepared bar (the end of :func:`decide_coin`)."""
+    """``decide_bar`` and the DecisionEvent of a prepared bar."""
     decision, state = decide_bar(prepared.inputs, state, config=context.decision_config)
     meta = {"model_version": prepared.model_version, **(metadata or {})}
     if math.isfinite(prepared.forecast_bps):

@@ -48,14 +48,14 @@ from hamilton_exec.market_books import (
 )
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import ServedRelease
-from hamilton_exec.newest import NewestBarPreparer, NewestBars
-from hamilton_exec.orders_flow import OrderBook
-from hamilton_exec.prepare import (
+from hamilton_exec.newest import (
     FEATURE_BARS,
+    NewestBarPreparer,
+    NewestBars,
     history_bars_needed,
-    prepare_newest_bars,
     regime_frame_bars,
 )
+from hamilton_exec.orders_flow import OrderBook
 from hamilton_exec.settings import HamiltonSettings
 from hamilton_exec.shadow import ShadowTrader
 from hamilton_exec.window import Candle, CoinWindow
@@ -191,11 +191,11 @@ class HamiltonEngine(OrderDesk):
             timeframe=settings.timeframe,
             detection=detection,
             feature_bars=FEATURE_BARS,
-            regime_frame_bars=regime_frame_bars(detection),
+            # a window shorter than the regime's frame frames it on the window (the reference)
+            regime_frame_bars=min(regime_frame_bars(detection), capacity),
             warm_from=history_bars_needed(detection) - 1,
             ml_scale_bps=self.context.ml_scale_bps,
         )
-        self.use_reference_path = False  # the polars path (benchmarks' peer, parity checks)
         self.book_log = BookStatusLog()
         self.forests: ReleaseForests | None = None
         self._metric_children: dict[tuple[int, tuple[str, ...]], Any] = {}
@@ -272,7 +272,7 @@ class HamiltonEngine(OrderDesk):
             (time.perf_counter() - prepared_at) * 1e3
         )
         gates = release.gates if release else self.base_gates
-        metadata = self._metadata(release, tick)
+        metadata = self._metadata(release)
         books = [self._book(symbol, tick) for symbol in fresh]
         invalid = [
             self._stale_reason(symbol, tick) or _book_reason(status)
@@ -283,8 +283,8 @@ class HamiltonEngine(OrderDesk):
                 # before the production decision: a pair starting now copies the coin's
                 # memory as the production decision found it
                 report.shadow_events += self.shadow.step(
-                    symbol, batch.coin_frame(i), batch.ml_input(i), release,
-                    self.memories[symbol], gates, invalid_reason=invalid[i], metadata=metadata,
+                    batch, i, release, self.memories[symbol], gates,
+                    invalid_reason=invalid[i], metadata=metadata,
                 )  # fmt: skip
         prepared = prepare_decisions(
             batch,
@@ -313,18 +313,7 @@ class HamiltonEngine(OrderDesk):
         return forests
 
     def prepare_newest(self, windows: list[CoinWindow]) -> NewestBars:
-        """The newest bars of ``windows``: the fast path, or the polars reference path when
-        ``use_reference_path`` is set or the windows are too short for the fast path."""
-        detection = self.config.regime_gates.detection
-        if self.use_reference_path or self.settings.history_bars < history_bars_needed(detection):
-            return prepare_newest_bars(
-                windows,
-                timeframe=self.settings.timeframe,
-                detection=detection,
-                btc_window=self.btc_window,
-                funding=self.funding,
-                ml_scale_bps=self.context.ml_scale_bps,
-            ).as_newest()
+        """The newest bars of ``windows`` (:mod:`hamilton_exec.newest`, the only path)."""
         return self.preparer.prepare(windows, btc_window=self.btc_window, funding=self.funding)
 
     def _book(self, symbol: str, tick: Tick) -> tuple[BookTop | None, BookStatus]:
@@ -377,7 +366,7 @@ class HamiltonEngine(OrderDesk):
             decision,
             bar,
             risk_preset=self.context.risk_preset,
-            metadata={"model_version": None, **self._metadata(release, tick)},
+            metadata={"model_version": None, **self._metadata(release)},
         )
         report.decisions[symbol] = decision
         report.events.append(event)
@@ -388,7 +377,7 @@ class HamiltonEngine(OrderDesk):
     def _shadow(self) -> bool:
         return self.settings.mode == "shadow"
 
-    def _metadata(self, release: ServedRelease | None, tick: Tick) -> dict[str, Any]:
+    def _metadata(self, release: ServedRelease | None) -> dict[str, Any]:
         return {
             "release_id": release.id if release else None,
             "mode": self.settings.mode,
@@ -399,7 +388,7 @@ class HamiltonEngine(OrderDesk):
         decision, event = outcome.decision, outcome.event
         report.decisions[decision.symbol] = decision
         report.events.append(event)
-        release_id = event.metadata.get("release_id")
+        release_id = event.release_id
         self.sink.add_event(event, release_id=release_id, shadow=self._shadow)
         self._count(decision, event)
         regime = event.regime
@@ -411,7 +400,7 @@ class HamiltonEngine(OrderDesk):
             self._child(self.metrics.spread_fallbacks, decision.spread_fallback).inc()
         if decision.action is Action.HOLD or self._shadow:
             return
-        self.metrics.observe_costs(event.metadata.get("costs", {}))
+        self.metrics.observe_costs(event.costs.to_dict() if event.costs else {})
         self.ledger.on_order(event, outcome.weights, outcome.signals, shadow=False)
         orders = self.config.hamilton.orders
         order = order_request(

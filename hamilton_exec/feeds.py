@@ -19,7 +19,7 @@ All supply the warm-up history (``history_bars`` before the first tick) and fund
 """
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -234,8 +234,3 @@ class PollingFeed:
             return None
         candles = [c for c in candles_of(bars) if c.open_ms == open_ms]
         return candles[0] if candles else None
-
-
-def funding_until(frames: Mapping[str, pl.DataFrame], moment: datetime) -> dict[str, pl.DataFrame]:
-    """Funding rates stamped before ``moment`` (what was known then)."""
-    return {s: f.filter(pl.col("timestamp") < moment) for s, f in frames.items()}

@@ -20,6 +20,8 @@ from typing import Any, Literal, Protocol
 
 import ccxt
 
+from trading_core.market.exchange_calls import is_temporary
+
 # reason codes of the reports (besides the engine's own, e.g. kill_switch)
 INSUFFICIENT_BALANCE = "insufficient_balance"
 FILTER_FAILURE = "filter_failure"
@@ -117,12 +119,14 @@ MetricCallback = Callable[[BrokerMetric], None]
 
 
 def classify_send_error(exc: BaseException) -> ErrorKind:
-    """How a ``create_order`` failure is handled (see the module docstring)."""
+    """How a ``create_order`` failure is handled (see the module docstring): the send's
+    refinement of :func:`trading_core.market.exchange_calls.is_temporary` (a temporary error
+    of a send is uncertain: the order may exist, so it is looked up, never blindly resent)."""
     if isinstance(exc, ccxt.InvalidNonce):
         return "nonce"
     if isinstance(exc, ccxt.DDoSProtection | ccxt.RateLimitExceeded):
         return "throttled"
-    if isinstance(exc, ccxt.OperationFailed):
+    if is_temporary(exc):
         return "uncertain"
     if isinstance(exc, ccxt.DuplicateOrderId) or (
         isinstance(exc, ccxt.ExchangeError) and "duplicate order" in str(exc).lower()

@@ -32,11 +32,11 @@ from hamilton_exec.live_client import (
 from hamilton_exec.live_orders import LiveOrder, exchange_time, prepare
 from hamilton_exec.send_journal import SendJournal
 from trading_core.config.models import ExchangeSection, OrdersSection
+from trading_core.market.exchange_calls import backoff_delay
 from trading_core.market.schema import split_symbol
 from trading_core.observability.logging import get_logger
 from trading_core.risk import Fill
 
-MAX_BACKOFF_S = 60.0
 FINAL_CCXT_STATUSES = frozenset({"closed", "canceled", "expired", "rejected"})
 
 
@@ -137,7 +137,8 @@ class StepCore:
             order.due_at = self._now() + self._backoff(order.attempts)
 
     def _backoff(self, attempt: int) -> float:
-        return float(min(self.exchange.retry_backoff_s * 2 ** max(attempt - 1, 0), MAX_BACKOFF_S))
+        """The wait after the ``attempt``-th failed try (1-based; the first waits the base)."""
+        return backoff_delay(self.exchange.retry_backoff_s, max(attempt - 1, 0))
 
     def _past_deadline(self, order: LiveOrder) -> bool:
         return self._now() >= order.created_at + self.orders.timeout_s

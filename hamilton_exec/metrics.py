@@ -24,10 +24,10 @@ from typing import Any, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from hamilton_exec.feed_metrics import FeedMetrics
-from hamilton_exec.models import REFUSAL_REASONS
 from trading_core.brain import ModelVersion
 from trading_core.brain.pipeline_runs import RUN_STATUSES, PipelineSummary
 from trading_core.engines import ENGINE_NAMES
+from trading_core.errors import RELEASE_REFUSAL_REASONS as REFUSAL_REASONS
 from trading_core.observability import metric_names as names
 from trading_core.risk import DenialReason, TradingState
 from trading_core.types import REGIMES, Action, Stage

@@ -9,7 +9,7 @@ becomes a :class:`Challenger`: the coin's production set with the challenger in 
 regime's model (and the production set's serving tables), which the shadow books trade.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final
@@ -30,26 +30,6 @@ from trading_core.regime import RegimeGates
 from trading_core.training.model import load_booster
 from trading_core.training.predictor import RegimeModelPredictor
 from trading_core.types import REGIME_CODES, REGIMES, Regime
-
-REFUSAL_REASONS: Final = (
-    "checksum_mismatch",
-    "artifact_missing",
-    "unreadable_model",
-    "feature_mismatch",
-    "bad_serving_tables",
-    "bad_gates",
-)
-
-
-class RefusedReleaseError(ReleaseRefusedError):
-    """A release that cannot be served; ``reason`` is one of :data:`REFUSAL_REASONS`."""
-
-    def __init__(self, release_id: int, reason: str, detail: str) -> None:
-        if reason not in REFUSAL_REASONS:
-            raise ValueError(f"refusal reason {reason!r}; allowed: {list(REFUSAL_REASONS)}")
-        super().__init__(f"release {release_id} refused ({reason}): {detail}")
-        self.release_id = release_id
-        self.reason = reason
 
 
 def neutral_tables() -> ServingTables:
@@ -117,7 +97,7 @@ def load_release(
     loaded_at: datetime,
     nthread: int = 1,
 ) -> ServedRelease:
-    """Load and verify ``release`` (module docstring); raises :class:`RefusedReleaseError`."""
+    """Load and verify ``release`` (module docstring); raises :class:`ReleaseRefusedError`."""
     versions = [m for m in library.release_models(release.id) if m.key.timeframe == timeframe]
     blobs = {m.name: _artifact(library, release.id, m) for m in versions}
     production_models = [m for m in versions if m.role == "production"]
@@ -146,9 +126,9 @@ def _artifact(library: BrainLibrary, release_id: int, model: ModelVersion) -> by
     try:
         return library.load_artifact(model)
     except ArtifactIntegrityError as exc:
-        raise RefusedReleaseError(release_id, "checksum_mismatch", f"{model.name}: {exc}") from exc
+        raise ReleaseRefusedError(release_id, "checksum_mismatch", f"{model.name}: {exc}") from exc
     except ArtifactNotFoundError as exc:
-        raise RefusedReleaseError(release_id, "artifact_missing", f"{model.name}: {exc}") from exc
+        raise ReleaseRefusedError(release_id, "artifact_missing", f"{model.name}: {exc}") from exc
 
 
 def _challenger(
@@ -190,7 +170,7 @@ def _coin_models(
     boosters = {}
     for model in models:
         if tuple(model.feature_list) != ML_INPUT_COLUMNS:
-            raise RefusedReleaseError(
+            raise ReleaseRefusedError(
                 release_id,
                 "feature_mismatch",
                 f"{model.name} was trained on {len(model.feature_list)} features that are not "
@@ -201,7 +181,7 @@ def _coin_models(
                 blobs[model.name], nthread=nthread
             )
         except TrainingError as exc:
-            raise RefusedReleaseError(
+            raise ReleaseRefusedError(
                 release_id, "unreadable_model", f"{model.name}: {exc}"
             ) from exc
     return CoinModels(
@@ -220,11 +200,11 @@ def _tables(release_id: int, models: list[ModelVersion]) -> ServingTables:
         tables = ServingTables.from_payload(dict(payloads[0]))
     except (KeyError, TypeError, ValueError) as exc:
         names = [m.name for m in models]
-        raise RefusedReleaseError(
+        raise ReleaseRefusedError(
             release_id, "bad_serving_tables", f"serving tables of {names}: {exc!r}"
         ) from exc
     if tables.engine_names != ENGINE_NAMES:
-        raise RefusedReleaseError(
+        raise ReleaseRefusedError(
             release_id,
             "bad_serving_tables",
             f"tables list engines {list(tables.engine_names)}; expected {list(ENGINE_NAMES)}",
@@ -238,7 +218,4 @@ def _gates(release: Release, base: RegimeGates) -> RegimeGates:
     try:
         return base.with_overrides(dict(release.gates))
     except ConfigError as exc:
-        raise RefusedReleaseError(release.id, "bad_gates", str(exc)) from exc
-
-
-Loader = Callable[[Release], ServedRelease]
+        raise ReleaseRefusedError(release.id, "bad_gates", str(exc)) from exc

@@ -1,8 +1,9 @@
 """The fast preparation of the newest bar of every active coin: numpy across coins, no polars.
 
 Per tick, for the coins with a fresh bar (in the order given), :class:`NewestBarPreparer`
-computes what :func:`hamilton_exec.prepare.prepare_newest_bars` (the polars reference path)
-computes, as arrays with one row per coin (:class:`NewestBars`):
+computes what the polars reference path (``tests/integration/hamilton_oracle.py``, the test
+oracle: ``prepare_coin_frame``'s functions on trailing windows) computes, as arrays with one row
+per coin (:class:`NewestBars`). It is production's only newest-bar path:
 
 * features: :func:`trading_core.features.lastbar.newest_bar_features` on each coin's last
   ``FEATURE_BARS`` bars (coins grouped by window length, one call per group);
@@ -12,6 +13,8 @@ computes, as arrays with one row per coin (:class:`NewestBars`):
 * the regime: :mod:`trading_core.regime.incremental` with one carried
   :class:`~trading_core.regime.incremental.RegimeMemory` per coin, advanced by the new bar, or
   rebuilt from the window when it is out of step (first bar, a restart, a gap in the calls);
+  a window shorter than the regime's frame (``history_bars`` below
+  :func:`history_bars_needed`) frames the regime on the window, as the reference does;
 * the warm flag, as the reference counts it (``bars_seen``).
 
 The memories are a cache: every value is a function of the window, so the result does not
@@ -29,13 +32,21 @@ import polars as pl
 
 from hamilton_exec.window import CoinWindow
 from trading_core.config.models import RegimeDetectionSection
+from trading_core.decision.columns import (
+    ATR_PCT_COLUMN,
+    SPREAD_COLUMN,
+    VOLATILITY_COLUMN,
+    DecisionColumns,
+)
 from trading_core.engines import ML_INPUT_COLUMNS, EngineContext
 from trading_core.engines import flow as flow_engines
 from trading_core.engines.base import guard, run_raw
+from trading_core.engines.learned import ML_WARMUP_BARS
 from trading_core.engines.rules import RULE_ENGINES, RULE_INPUT_COLUMNS, rule_signal_arrays
-from trading_core.features import FEATURE_COLUMNS, NO_LABEL_END_MS
+from trading_core.features import FEATURE_COLUMNS, warmup_bars
 from trading_core.features.lastbar import FEATURE_INDEX, newest_bar_features
-from trading_core.market.schema import OHLCV_COLUMNS, OHLCV_SCHEMA, TIMESTAMP
+from trading_core.market.schema import OHLCV_COLUMNS, TIMESTAMP
+from trading_core.regime.detector import regime_warmup_bars
 from trading_core.regime.incremental import (
     RegimeMemory,
     advance_regimes,
@@ -43,13 +54,23 @@ from trading_core.regime.incremental import (
     regime_memory_from_window,
     tail_bars,
 )
-from trading_core.training.dataset import CoinFrame
 from trading_core.training.predictor import REGIME_COLUMN
 
 FloatArray = npt.NDArray[np.float64]
 _RULE_COLUMN: Final = {spec.name: j for j, spec in enumerate(RULE_ENGINES)}
 _RS_BARS: Final = flow_engines.RELATIVE_STRENGTH_BARS
 _FUNDING_BARS: Final = flow_engines.FUNDING_MEAN_BARS
+FEATURE_BARS: Final = warmup_bars() + 1  # finite windows exact, EMAs within 1e-12 relative
+
+
+def regime_frame_bars(detection: RegimeDetectionSection) -> int:
+    """Bars of each coin's frame the regime of its newest bar is computed on."""
+    return regime_warmup_bars(detection) + 1
+
+
+def history_bars_needed(detection: RegimeDetectionSection) -> int:
+    """Bars of history that make a coin's newest bar fully warm (features, engines, regime)."""
+    return max(warmup_bars(), ML_WARMUP_BARS, regime_warmup_bars(detection)) + 1
 
 
 @dataclass(frozen=True)
@@ -116,29 +137,33 @@ class NewestBars:
             pl.Series(REGIME_COLUMN, self.regimes[index : index + 1])
         )
 
-    def coin_frame(self, index: int) -> CoinFrame:
-        """Row ``index`` as the single-row CoinFrame the per-coin serving path reads."""
-        data: dict[str, object] = {TIMESTAMP: self.timestamps_ms[index : index + 1]}
-        data |= {c: self.ohlcv[index : index + 1, j] for j, c in enumerate(OHLCV_COLUMNS[1:])}
-        data |= {c: self.features[index : index + 1, j] for j, c in enumerate(FEATURE_COLUMNS)}
-        bars = pl.DataFrame(data).with_columns(
-            pl.col(TIMESTAMP).cast(OHLCV_SCHEMA[TIMESTAMP]),
-            pl.col(list(FEATURE_COLUMNS)).fill_nan(None),
-            pl.Series(REGIME_COLUMN, self.regimes[index : index + 1]),
+    def decision_columns(self) -> DecisionColumns:
+        """The market columns the decision-inputs function reads, one row per coin."""
+        return DecisionColumns(
+            timestamps_ms=self.timestamps_ms,
+            open=self.column("open"),
+            close=self.column("close"),
+            volume=self.column("volume"),
+            atr_pct=self.column(ATR_PCT_COLUMN),
+            realized_vol=self.column(VOLATILITY_COLUMN),
+            candle_spread_bps=self.column(SPREAD_COLUMN),
+            warm=self.warm,
+            regimes=self.regimes,
         )
-        return CoinFrame(
-            symbol=self.symbols[index],
+
+    def take(self, rows: Sequence[int]) -> "NewestBars":
+        """Rows ``rows`` (repeats allowed) as a batch of their own."""
+        index = np.asarray(rows, dtype=np.int64)
+        return NewestBars(
+            symbols=tuple(self.symbols[int(i)] for i in index),
             timeframe=self.timeframe,
-            bars=bars,
-            timestamps_ms=self.timestamps_ms[index : index + 1].copy(),
-            features=self.ml_matrix[index : index + 1],
-            rule_signals=self.rule_signals[index : index + 1],
-            rule_confidences=self.rule_confidences[index : index + 1],
-            regimes=self.regimes[index : index + 1],
-            label_bps=np.full(1, np.nan),
-            label_end_ms=np.full(1, NO_LABEL_END_MS, dtype=np.int64),
-            warm=self.warm[index : index + 1],
-            data_hash="",
+            timestamps_ms=self.timestamps_ms[index],
+            ohlcv=self.ohlcv[index],
+            features=self.features[index],
+            rule_signals=self.rule_signals[index],
+            rule_confidences=self.rule_confidences[index],
+            regimes=self.regimes[index],
+            warm=self.warm[index],
         )
 
 

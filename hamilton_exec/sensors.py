@@ -27,11 +27,11 @@ from hamilton_exec.decision import CoinMemory
 from hamilton_exec.engine import HamiltonEngine
 from hamilton_exec.heap import settle_long_lived_heap
 from hamilton_exec.metrics import HamiltonMetrics
-from hamilton_exec.models import RefusedReleaseError, ServedRelease, load_release
+from hamilton_exec.models import ServedRelease, load_release
 from trading_core.brain import BrainLibrary, Release
 from trading_core.decision.inputs import engine_votes, ml_vote
 from trading_core.engines import SIGNAL_COLUMNS
-from trading_core.errors import BrainUnavailableError
+from trading_core.errors import BrainUnavailableError, ReleaseRefusedError
 from trading_core.observability.logging import get_logger
 from trading_core.training.dataset import prepare_coin_frame
 from trading_core.training.predictor import REGIME_COLUMN
@@ -131,7 +131,7 @@ class ReleaseSensor:
                 base_gates=self.engine.base_gates,
                 loaded_at=self.clock(),
             )
-        except RefusedReleaseError as exc:
+        except ReleaseRefusedError as exc:
             reason, error = exc.reason, str(exc)
         except OSError as exc:  # an artifact the process cannot read (permissions, I/O error)
             reason, error = "artifact_missing", f"release {release.id}: {exc!r}"

@@ -1,10 +1,10 @@
 """The long-lived Hamilton service: asyncio, sensors, health endpoints, graceful stop.
 
-``run_service`` wires everything and runs until the feed ends (a replay), ``max_bars`` ticks
-were decided, or SIGTERM/SIGINT arrives. A stop never interrupts a tick: the tick in flight
-finishes, then events are flushed and the state is saved. Tick work (CPU) and Brain Library
-calls (blocking I/O) run in worker threads so ``/healthz`` and ``/readyz`` stay responsive;
-ticks themselves are strictly sequential.
+:meth:`HamiltonService.run` (wired by :func:`hamilton_exec.app.build_service`) runs until the
+feed ends (a replay), ``max_bars`` ticks were decided, or SIGTERM/SIGINT arrives. A stop never
+interrupts a tick: the tick in flight finishes, then events are flushed and the state is saved.
+Tick work (CPU) and Brain Library calls (blocking I/O) run in worker threads so ``/healthz`` and
+``/readyz`` stay responsive; ticks themselves are strictly sequential.
 
 ``/healthz``: 200 while the process runs its loop. ``/readyz``: 200 once the windows are warm
 and the first tick was decided within three bars, else 503 with the reason (JSON).

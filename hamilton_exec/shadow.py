@@ -28,15 +28,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hamilton_exec.brokers import PaperBroker, order_request
-from hamilton_exec.decision import CoinDecision, CoinMemory, DecisionContext, decide_coin
+from hamilton_exec.decision import (
+    CoinDecision,
+    CoinMemory,
+    DecisionContext,
+    PreparedDecision,
+    decide_prepared,
+    prepare_decisions,
+)
 from hamilton_exec.event_store import EventSink
 from hamilton_exec.models import Challenger, CoinModels, ServedRelease
+from hamilton_exec.newest import NewestBars
 from trading_core.events import DecisionEvent
 from trading_core.regime import RegimeGates
 from trading_core.risk import RiskEnforcer, RiskState
 from trading_core.shadow.periods import ShadowPeriod
 from trading_core.shadow.trades import account_fill
-from trading_core.training.dataset import CoinFrame
 from trading_core.types import Action
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -84,21 +91,11 @@ class VirtualBook:
         return accounting.trade_return
 
     def decide(
-        self,
-        frame: CoinFrame,
-        ml_row: Any,
-        models: CoinModels,
-        context: DecisionContext,
-        gates: RegimeGates,
-        *,
-        invalid_reason: str,
-        metadata: dict[str, Any],
+        self, prepared: PreparedDecision, context: DecisionContext, *, metadata: dict[str, Any]
     ) -> tuple[CoinDecision, float]:
-        """Decide the bar, queue its virtual order, and return the bar's net return."""
-        outcome, self.state = decide_coin(
-            frame, ml_row, models, self.memory, self.state, context, gates,
-            invalid_reason=invalid_reason, metadata=metadata,
-        )  # fmt: skip
+        """Decide the prepared bar (its memory already advanced by ``prepare_decisions``),
+        queue its virtual order, and return the bar's net return."""
+        outcome, self.state = decide_prepared(prepared, self.state, context, metadata=metadata)
         if outcome.decision.action is not Action.HOLD:
             self.broker.submit(order_request(outcome.decision, outcome.inputs))
         equity = self.state.equity_usd
@@ -214,9 +211,8 @@ class ShadowTrader:
 
     def step(
         self,
-        symbol: str,
-        frame: CoinFrame,
-        ml_row: Any,
+        batch: NewestBars,
+        index: int,
         release: ServedRelease | None,
         production_memory: CoinMemory,
         gates: RegimeGates,
@@ -224,18 +220,20 @@ class ShadowTrader:
         invalid_reason: str,
         metadata: dict[str, Any],
     ) -> list[DecisionEvent]:
-        """Fill, decide and account every pair of ``symbol`` on its newest bar (call before the
-        production decision advances ``production_memory``); the challengers' events."""
+        """Fill, decide and account every pair of the coin of row ``index`` of ``batch`` on its
+        newest bar (call before the production decision advances ``production_memory``); the
+        challengers' events."""
         if release is None:
             return []
+        symbol = batch.symbols[index]
         coin = symbol.split("/", maxsplit=1)[0]
-        open_ms = int(frame.timestamps_ms[0])
+        open_ms = int(batch.timestamps_ms[index])
         events = []
         for challenger in release.challengers(coin):
             pair = self.pairs.get(challenger.name)
             if pair is None:
                 pair = self._start(symbol, challenger, production_memory, open_ms)
-            event = self._step_pair(pair, challenger, release.coin(coin), frame, ml_row, gates,
+            event = self._step_pair(pair, challenger, release.coin(coin), batch, index, gates,
                                     invalid_reason, metadata)  # fmt: skip
             self.sink.add_event(event, release_id=release.id, shadow=True)
             events.append(event)
@@ -260,28 +258,34 @@ class ShadowTrader:
         pair: ShadowPair,
         challenger: Challenger,
         champion_models: CoinModels,
-        frame: CoinFrame,
-        ml_row: Any,
+        batch: NewestBars,
+        index: int,
         gates: RegimeGates,
         invalid_reason: str,
         metadata: dict[str, Any],
     ) -> DecisionEvent:
-        open_ms = int(frame.timestamps_ms[0])
+        open_ms = int(batch.timestamps_ms[index])
         period = self._period(pair, open_ms)
-        opened_at, open_price = _utc(open_ms), float(frame.bars["open"][0])
+        opened_at, open_price = _utc(open_ms), float(batch.column("open")[index])
         for book, trades in ((pair.mirror, period.champion_trades),
                              (pair.book, period.challenger_trades)):  # fmt: skip
             closed = book.fill_at_open(pair.symbol, open_price, opened_at, self.enforcer)
             if closed is not None:
                 trades.append(closed)
-        _, champion_return = pair.mirror.decide(
-            frame, ml_row, champion_models, self.context, gates,
-            invalid_reason=invalid_reason, metadata=metadata,
-        )  # fmt: skip
-        decided_by = challenger.models.version_for(int(frame.regimes[0]))
+        # the production path, one row per book: the mirror's (champion models) and the
+        # challenger's, each with its own memory; without the live book (no-feed spread rule)
+        mirror_bar, challenger_bar = prepare_decisions(
+            batch.take([index, index]),
+            [champion_models, challenger.models],
+            [pair.mirror.memory, pair.book.memory],
+            self.context,
+            gates,
+            invalid_reasons=[invalid_reason, invalid_reason],
+        )
+        _, champion_return = pair.mirror.decide(mirror_bar, self.context, metadata=metadata)
+        decided_by = challenger.models.version_for(int(batch.regimes[index]))
         outcome, challenger_return = pair.book.decide(
-            frame, ml_row, challenger.models, self.context, gates,
-            invalid_reason=invalid_reason,
+            challenger_bar, self.context,
             metadata={**metadata, "model_version": challenger.name, "shadow": True,
                       "shadow_of": challenger.champion, "decided_by": decided_by},
         )  # fmt: skip

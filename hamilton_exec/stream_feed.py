@@ -16,9 +16,11 @@
 * **Books.** ``watch_bids_asks`` (bookTicker) or ``watch_order_book_for_symbols`` (diff depth,
   resynchronised from a fresh snapshot after a sequence gap): each coin's newest top of book
   with its receive time goes into every tick (:mod:`hamilton_exec.market_books` judges it).
-* **Faults.** A dropped connection is re-watched with exponential backoff (ccxt reconnects and
-  resubscribes); a stream silent for ``heartbeat_timeout_s`` is torn down and reconnected;
-  errors that retrying cannot fix (bad symbol, authentication) end the feed.
+* **Faults.** A dropped connection (a temporary ccxt error by
+  :func:`trading_core.market.exchange_calls.is_temporary`) is re-watched with its exponential
+  backoff (ccxt reconnects and resubscribes); a stream silent for ``heartbeat_timeout_s`` is
+  torn down and reconnected; errors that retrying cannot fix (bad symbol, authentication) end
+  the feed.
 
 Warm-up history and funding come over REST, as in :class:`PollingFeed`.
 """
@@ -44,6 +46,7 @@ from hamilton_exec.stream_messages import (
 from hamilton_exec.window import Candle
 from trading_core.config.models import MarketDataFeedSection
 from trading_core.errors import DataSourceError
+from trading_core.market.exchange_calls import backoff_delay, is_temporary
 from trading_core.market.source import MarketDataSource
 from trading_core.market.validation import DESCRIPTIONS
 from trading_core.observability.logging import get_logger
@@ -342,13 +345,30 @@ class StreamingFeed(PollingFeed):
     async def _keep_watching(self, stream: str, watch: Callable[[], Any]) -> None:
         """Call ``watch`` for ever; reconnect with backoff on a network error, and end the
         feed on an error that retrying cannot fix."""
-        delay_s = self.settings.reconnect_backoff_s
+        failures = 0  # consecutive: the backoff schedule of exchange_calls, capped lower
         down = False
         while True:
             try:
                 await watch()
-            except ccxt.NetworkError as exc:
+            except ccxt.BaseError as exc:
+                if not is_temporary(exc):
+                    _log().error(
+                        "feed_failed", stream=stream, error=type(exc).__name__, detail=str(exc)
+                    )
+                    self._failure = DataSourceError(
+                        f"the {stream} stream failed with {type(exc).__name__}: "
+                        f"{str(exc)[:200]} "
+                        "(retrying cannot fix it: check data.exchange, the symbols and the keys)"
+                    )
+                    self._wakeup.set()
+                    return
                 down = True
+                delay_s = backoff_delay(
+                    self.settings.reconnect_backoff_s,
+                    failures,
+                    cap_s=self.settings.reconnect_backoff_max_s,
+                )
+                failures += 1
                 if self.metrics is not None:
                     self.metrics.reconnects.labels(stream).inc()
                 if self.on_error is not None:
@@ -358,19 +378,8 @@ class StreamingFeed(PollingFeed):
                     detail=str(exc)[:200], backoff_s=delay_s,
                 )  # fmt: skip
                 await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2.0, self.settings.reconnect_backoff_max_s)
                 continue
-            except ccxt.BaseError as exc:
-                _log().error(
-                    "feed_failed", stream=stream, error=type(exc).__name__, detail=str(exc)
-                )
-                self._failure = DataSourceError(
-                    f"the {stream} stream failed with {type(exc).__name__}: {str(exc)[:200]} "
-                    "(retrying cannot fix it: check data.exchange, the symbols and the keys)"
-                )
-                self._wakeup.set()
-                return
-            delay_s = self.settings.reconnect_backoff_s
+            failures = 0
             if down:
                 down = False
                 self._fill_now = True  # what closed while we were away comes over REST

@@ -9,7 +9,7 @@ Messages quote the bad value and say what is allowed.
 """
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 
 class CoinEngineError(Exception):
@@ -33,8 +33,9 @@ class FatalError(CoinEngineError):
 # --- configuration -------------------------------------------------------------------------
 
 
-class ConfigError(FatalError):
-    """A config file, key or value is wrong. The message names file, dotted key, value, allowed."""
+class ConfigError(FatalError, ValueError):
+    """A config file, key or value is wrong. The message names file, dotted key, value, allowed.
+    Also a :class:`ValueError` (see :class:`DataValidationError`)."""
 
     def __init__(self, message: str, *, issues: Sequence[str] = ()) -> None:
         super().__init__(message)
@@ -44,8 +45,14 @@ class ConfigError(FatalError):
 # --- market data ---------------------------------------------------------------------------
 
 
-class DataValidationError(FatalError):
-    """Candles that must not be used: the message lists the offending rows."""
+class DataValidationError(FatalError, ValueError):
+    """Data that must not be used: candles (the message lists the offending rows, ``rows``
+    holds them), a record or payload handed to the Brain Library, an exchange answer, a value
+    given on the command line. The message names the bad value and what is allowed.
+
+    Also a :class:`ValueError`: it replaces the bare ``ValueError`` these checks raised, so a
+    caller that catches ``ValueError`` (a CLI argument parser, a payload loader) stays right,
+    while ``coin-engine`` prints it as one line (a :class:`CoinEngineError`)."""
 
     def __init__(self, message: str, *, rows: Sequence[dict[str, Any]] = ()) -> None:
         super().__init__(message)
@@ -78,21 +85,12 @@ class CorruptDataFileError(DataSourceError):
         )
 
 
-class StaleDataError(FatalError):
-    """The newest closed bar is older than allowed: no trading on it."""
-
-
 class ExchangeTemporaryError(RetryableError):
     """Network trouble, rate limit (429), exchange maintenance or 5xx: retry with backoff."""
 
 
 class ExchangePermanentError(FatalError):
     """Authentication, bad symbol, bad request, insufficient funds: retrying cannot help."""
-
-
-class OrderSubmitUncertainError(RetryableError):
-    """An order submit timed out: it may or may not have been accepted. Reconcile, then retry
-    with the same client order id (the exchange deduplicates it)."""
 
 
 # --- Brain Library -------------------------------------------------------------------------
@@ -126,8 +124,26 @@ class ArtifactNotFoundError(BrainLibraryError):
     """An artifact recorded in the Brain Library is missing from the artifact store."""
 
 
+RELEASE_REFUSAL_REASONS: Final = (
+    "checksum_mismatch",
+    "artifact_missing",
+    "unreadable_model",
+    "feature_mismatch",
+    "bad_serving_tables",
+    "bad_gates",
+)
+
+
 class ReleaseRefusedError(BrainLibraryError):
-    """A release cannot be served (bad artifact, unreadable model): the previous one stays."""
+    """A release cannot be served (bad artifact, unreadable model): the previous one stays.
+    ``reason`` is one of :data:`RELEASE_REFUSAL_REASONS` (a metric label)."""
+
+    def __init__(self, release_id: int, reason: str, detail: str) -> None:
+        if reason not in RELEASE_REFUSAL_REASONS:
+            raise ValueError(f"refusal reason {reason!r}; allowed: {list(RELEASE_REFUSAL_REASONS)}")
+        super().__init__(f"release {release_id} refused ({reason}): {detail}")
+        self.release_id = release_id
+        self.reason = reason
 
 
 # --- training and validation ---------------------------------------------------------------
@@ -135,10 +151,6 @@ class ReleaseRefusedError(BrainLibraryError):
 
 class TrainingError(FatalError):
     """Training one key failed for a reason retrying cannot fix."""
-
-
-class TrainingTimeoutError(RetryableError):
-    """A training job exceeded ``training.distributed.timeout_seconds``."""
 
 
 class LeakageError(FatalError):
@@ -154,8 +166,3 @@ class InsufficientDataError(FatalError):
 
 class LiveTradingRefusedError(FatalError):
     """Live trading was not asked for explicitly, or its exchange keys are missing."""
-
-
-class RiskLimitError(FatalError):
-    """An invariant of the risk enforcer was broken (never raised for ordinary denials,
-    which are reason codes on the decision)."""

@@ -27,8 +27,6 @@ from trading_core.training.universe import active_symbols
 from trading_core.types import bars_per_year, timeframe_ms
 from trading_core.validation.leakage import purge_covers_horizon, split_leakage_problems
 
-LEAKAGE_CHECKS = ("no_train_test_overlap", "label_horizon_within_purge")
-
 
 def _png_md(png: bytes, alt: str) -> dg.MetadataValue:
     encoded = base64.b64encode(png).decode()

@@ -13,7 +13,7 @@ import pytest
 from tests.integration.dagster_fixtures import engine_env
 from tests.unit.market_fixtures import require_real_data
 
-CLI = [sys.executable, "-c", "from trading_core.cli.app import run; run()"]
+CLI = [sys.executable, "-c", "from coin_engine.cli.app import run; run()"]
 COINS = ("ETH", "ADA", "XRP")
 GARBAGE = b"not a parquet file, a truncated download" * 8
 

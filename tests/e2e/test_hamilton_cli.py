@@ -22,7 +22,7 @@ from tests.integration.hamilton_fixtures import (
 )
 from trading_core.brain import BrainLibrary
 
-CLI = [sys.executable, "-c", "from trading_core.cli.app import run; run()"]
+CLI = [sys.executable, "-c", "from coin_engine.cli.app import run; run()"]
 
 
 def _config_file(tmp_path: Path) -> Path:

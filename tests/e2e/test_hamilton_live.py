@@ -26,7 +26,7 @@ import yaml
 
 from hamilton_exec.exchange_sim.server import SimulatorServer
 
-CLI = [sys.executable, "-c", "from trading_core.cli.app import run; run()"]
+CLI = [sys.executable, "-c", "from coin_engine.cli.app import run; run()"]
 API_KEY = "e2e-key-4f1c9a"
 API_SECRET = "e2e-secret-7d2b0e91"  # noqa: S105 - the simulator's key for this test
 TOKEN = "e2e-control-token"  # noqa: S105

@@ -20,7 +20,7 @@ import yaml
 
 from hamilton_exec.exchange_sim.server import SimulatorServer
 
-CLI = [sys.executable, "-c", "from trading_core.cli.app import run; run()"]
+CLI = [sys.executable, "-c", "from coin_engine.cli.app import run; run()"]
 SYMBOLS = ("BTC/USDT", "ETH/USDT", *[f"T{i:02d}/USDT" for i in range(22)])
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from coin_engine.cli.brain_cmd import brain_app
 from engine_assets.definitions import DAILY_ASSETS, build_resources
 from hamilton_exec.app import build_service
 from hamilton_exec.sensors import ReleaseSensor
@@ -51,7 +52,6 @@ from tests.integration.hamilton_fixtures import (
     tables_payload,
 )
 from trading_core.brain import BrainLibrary, ModelKey, ModelVersion
-from trading_core.cli.brain_cmd import brain_app
 from trading_core.config import EngineConfig, load_config
 from trading_core.engines import ML_INPUT_COLUMNS
 from trading_core.market.synthetic import SyntheticMarket

@@ -163,7 +163,8 @@ def make_event(symbol: str, hour: int, action: str = "hold", version: str = "m1"
         costs_bps=4.0,
         net_edge_bps=edge - 4.0,
         risk_preset="balanced",
-        metadata={"model_version": version, "reasons": ["consensus"]},
+        model_version=version,
+        reasons=("consensus",),
     )
 
 

@@ -8,10 +8,10 @@ import pytest
 import structlog
 from typer.testing import CliRunner, Result
 
+from coin_engine.cli.app import app
+from coin_engine.cli.brain_cmd import brain_app
 from tests.integration.brain_fixtures import BTC_TREND_1H, FakeClock, register
 from trading_core.brain import BrainLibrary
-from trading_core.cli import app
-from trading_core.cli.brain_cmd import brain_app
 from trading_core.config import EngineConfig
 from trading_core.errors import ModelNotFoundError
 from trading_core.types import Stage
@@ -119,6 +119,27 @@ def test_promote_and_rollback_change_stages(config: EngineConfig, library: Brain
 def test_rollback_bad_key_is_usage_error(config: EngineConfig, library: BrainLibrary) -> None:
     result = _run(config, "rollback", "BTC-TREND", "--reason", "r")
     assert result.exit_code == 2 and "COIN_REGIME_TIMEFRAME" in result.output
+
+
+def test_rollback_unknown_key_names_the_keys_that_exist(
+    config: EngineConfig, library: BrainLibrary
+) -> None:
+    register(library, tag="a")
+    result = _run(config, "rollback", "NOPE_RANGE_1h", "--reason", "r")
+    assert result.exit_code == 2
+    assert "no model key 'NOPE_RANGE_1h'" in result.output
+    assert "keys: BTC_TREND_1h" in result.output and "coin-engine brain ls" in result.output
+
+
+def test_rollback_without_earlier_production_asks_for_to_with_versions(
+    config: EngineConfig, library: BrainLibrary
+) -> None:
+    a, _ = register(library, tag="a"), register(library, tag="b")
+    library.promote(a.name, actor="t", reason="r")
+    result = _run(config, "rollback", "BTC_TREND_1h", "--reason", "r")
+    assert result.exit_code == 2
+    assert "no earlier production version" in result.output and "--to VERSION" in result.output
+    assert "one of 1, 2" in result.output and "to_version" not in result.output
 
 
 def test_verify_exit_codes(config: EngineConfig, library: BrainLibrary) -> None:

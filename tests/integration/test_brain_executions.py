@@ -366,7 +366,7 @@ def test_concurrent_reports_of_one_order_keep_largest_fill(brain: BrainLibrary) 
 
 def test_cli_executions_lists_table_and_json(tmp_path: Path) -> None:
     # imported here: the CLI package loads every plugin, which the library tests do not need
-    from trading_core.cli.events_cmd import events_app
+    from coin_engine.cli.events_cmd import events_app
 
     section = {
         "brain_library_dsn": f"sqlite:///{tmp_path / 'brain.db'}",

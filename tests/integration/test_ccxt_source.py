@@ -486,7 +486,7 @@ def test_cli_fetch_fills_store_and_rerun_adds_nothing(
 ) -> None:
     from typer.testing import CliRunner
 
-    from trading_core.cli import app
+    from coin_engine.cli.app import app
 
     _, base_url = replay
     monkeypatch.setattr(

@@ -10,9 +10,9 @@ import dagster as dg
 import pytest
 from distributed import Client
 
+from coin_engine.demo.dag import DAILY_ORDER, run_daily_dag
 from engine_assets import resources as resources_module
 from engine_assets.definitions import DAILY_ASSETS, build_resources, defs
-from engine_assets.demo import DAILY_ORDER, run_daily_dag
 from engine_assets.resources import DaskResource, EngineConfigResource
 from tests.integration.dagster_fixtures import engine_env
 from trading_core.training.cluster import ClusterPlan, open_client

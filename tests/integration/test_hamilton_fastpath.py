@@ -1,13 +1,16 @@
-"""Hamilton's fast path (numpy across coins) against its polars reference path.
+"""Hamilton's fast path (numpy across coins) against its polars reference path (the test oracle,
+``tests/integration/hamilton_oracle.py``).
 
 * Preparation: :class:`NewestBarPreparer` equals ``prepare_newest_bars`` tick by tick, on the
   synthetic market (coins with funding, a young coin in its warm-up, coins missing bars) and
   on real Binance candles: features and rule engines within 1e-9 (summation order), the same
-  null bars, the same regimes and warm flags, the same bars.
-* Decisions: the batched ``prepare_decisions`` + ``decide_prepared`` equal ``decide_coin`` run
-  coin by coin on the same prepared bars, bit for bit (events and risk states), with real
-  models (flattened forests and XGBoost's own predict) and fitted serving tables, while
-  positions open and close.
+  null bars, the same regimes and warm flags, the same bars; also with windows shorter than
+  the regime's frame (``history_bars`` below ``history_bars_needed``).
+* Decisions: the batched ``prepare_decisions`` + ``decide_prepared`` (production and shadow
+  books) equal the oracle ``decide_coin`` (the history path: ``decision_inputs`` on one-row
+  coin frames) run coin by coin on the same prepared bars, bit for bit (events and risk
+  states), with real models (flattened forests and XGBoost's own predict) and fitted serving
+  tables, while positions open and close.
 * The engine: a replay through the fast path makes the decisions of the reference path.
 """
 
@@ -23,23 +26,18 @@ import polars as pl
 import pytest
 import structlog
 
-from hamilton_exec.decision import (
-    CoinMemory,
-    decide_coin,
-    decide_prepared,
-    prepare_decisions,
-)
+from hamilton_exec.decision import CoinMemory, decide_prepared, prepare_decisions
 from hamilton_exec.engine import HamiltonEngine, Tick, decision_context
 from hamilton_exec.event_store import EventSink
 from hamilton_exec.forecast import ReleaseForests
 from hamilton_exec.market_books import BookQuote, BookStatusLog
 from hamilton_exec.metrics import HamiltonMetrics
 from hamilton_exec.models import CoinModels, ServedRelease, load_release
-from hamilton_exec.newest import NewestBarPreparer, NewestBars
-from hamilton_exec.prepare import (
+from hamilton_exec.newest import (
     FEATURE_BARS,
+    NewestBarPreparer,
+    NewestBars,
     history_bars_needed,
-    prepare_newest_bars,
     regime_frame_bars,
 )
 from hamilton_exec.settings import HamiltonSettings
@@ -49,6 +47,12 @@ from tests.integration.hamilton_fixtures import (
     hamilton_config,
     make_release,
     market,
+)
+from tests.integration.hamilton_oracle import (
+    coin_frame,
+    decide_coin,
+    prepare_newest_bars,
+    use_reference_path,
 )
 from tests.unit.market_fixtures import require_real_data
 from trading_core.brain import BrainLibrary
@@ -71,13 +75,13 @@ ACTIVE_TRADING: dict[str, Any] = {
 }
 
 
-def preparer(config: EngineConfig) -> NewestBarPreparer:
+def preparer(config: EngineConfig, capacity: int = CAPACITY) -> NewestBarPreparer:
     detection = config.regime_gates.detection
     return NewestBarPreparer(
         timeframe="1h",
         detection=detection,
         feature_bars=FEATURE_BARS,
-        regime_frame_bars=regime_frame_bars(detection),
+        regime_frame_bars=min(regime_frame_bars(detection), capacity),
         warm_from=history_bars_needed(detection) - 1,
         ml_scale_bps=config.consensus.ml_scale_bps,
     )
@@ -107,16 +111,17 @@ class Replay:
     btc: list[Candle]
     start: dict[str, int]
     btc_start: int
+    capacity: int = CAPACITY
 
     def ticks(self, n: int, *, skipping: str | None = None) -> Iterator[list[str]]:
         """Feed ``n`` bars; yield the coins with a fresh bar (``skipping`` misses every 5th)."""
-        cursor = dict(self.start)
-        windows = {s: CoinWindow(s, CAPACITY) for s in self.histories}
+        cursor, capacity = dict(self.start), self.capacity
+        windows = {s: CoinWindow(s, capacity) for s in self.histories}
         for symbol, candles in self.histories.items():
-            for candle in candles[max(0, cursor[symbol] - CAPACITY) : cursor[symbol]]:
+            for candle in candles[max(0, cursor[symbol] - capacity) : cursor[symbol]]:
                 windows[symbol].append(candle)
-        btc = CoinWindow("BTC/USDT", CAPACITY)
-        for candle in self.btc[max(0, self.btc_start - CAPACITY) : self.btc_start]:
+        btc = CoinWindow("BTC/USDT", capacity)
+        for candle in self.btc[max(0, self.btc_start - capacity) : self.btc_start]:
             btc.append(candle)
         self.current = (windows, btc)
         for t in range(n):
@@ -172,6 +177,26 @@ def test_fast_preparation_equals_the_reference_on_the_synthetic_market(
     assert checked >= TICKS * 4
     young = fast.symbols.index(symbols[2])
     assert not fast.warm[young] and fast.warm[np.arange(len(fast)) != young].all()
+
+
+@pytest.mark.parametrize("capacity", [600, 60])
+def test_fast_preparation_equals_the_reference_on_windows_shorter_than_the_regime_frame(
+    config: EngineConfig, source: SyntheticMarket, capacity: int
+) -> None:
+    """``history_bars`` below ``history_bars_needed``: production frames the regime on the
+    window, as the reference does (no polars fallback)."""
+    assert capacity < history_bars_needed(config.regime_gates.detection)
+    symbols = full_history_symbols(source)[:4]
+    replay = replace(synthetic_replay(source, symbols, source.end), capacity=capacity)
+    fast_path, detection = preparer(config, capacity), config.regime_gates.detection
+    for fresh in replay.ticks(12, skipping=sorted(symbols)[1]):
+        windows, btc = replay.current
+        batch = [windows[s] for s in fresh]
+        fast = fast_path.prepare(batch, btc_window=btc)
+        reference = prepare_newest_bars(
+            batch, timeframe="1h", detection=detection, btc_window=btc
+        ).as_newest()
+        assert_same_bars(fast, reference)
 
 
 def test_fast_preparation_equals_the_reference_on_real_binance_candles(
@@ -247,7 +272,7 @@ def test_batched_decisions_equal_decide_coin_bit_for_bit(
             {s: CoinMemory.fresh(context.params, context.horizon_bars) for s in symbols},
             enforcer.initial_state(config.risk.initial_capital_usd, start),
         )
-        for name in ("batched", "batched_xgboost", "per_coin")
+        for name in ("batched", "batched_xgboost", "row_by_row", "per_coin")
     }
     replay = synthetic_replay(source, symbols, source.end)
     fast_path = preparer(config)
@@ -269,15 +294,24 @@ def test_batched_decisions_equal_decide_coin_bit_for_bit(
             for bar in prepared:
                 outcome, path.state = decide_prepared(bar, path.state, context)
                 events[name].append(outcome.event.to_dict())
+        path, events["row_by_row"] = paths["row_by_row"], []
+        for i, symbol in enumerate(fresh):  # as the shadow books call it: a row of its own
+            (bar,) = prepare_decisions(
+                batch.take([i]), [models[i]], [path.memories[symbol]], context, served.gates,
+                invalid_reasons=[invalid[i]],
+            )  # fmt: skip
+            outcome, path.state = decide_prepared(bar, path.state, context)
+            events["row_by_row"].append(outcome.event.to_dict())
         path = paths["per_coin"]
         events["per_coin"] = []
         for i, symbol in enumerate(fresh):
             outcome, path.state = decide_coin(
-                batch.coin_frame(i), batch.ml_input(i), models[i], path.memories[symbol],
+                coin_frame(batch, i), batch.ml_input(i), models[i], path.memories[symbol],
                 path.state, context, served.gates, invalid_reason=invalid[i],
             )  # fmt: skip
             events["per_coin"].append(outcome.event.to_dict())
         assert events["batched"] == events["per_coin"] == events["batched_xgboost"]
+        assert events["row_by_row"] == events["per_coin"]
         states = [p.state for p in paths.values()]
         assert all(_state(s) == _state(states[0]) for s in states)
         close = dict(zip(batch.symbols, batch.column("close").tolist(), strict=True))
@@ -331,7 +365,8 @@ def _engine(config: EngineConfig, symbols: list[str], tmp: Path, reference: bool
         metrics=HamiltonMetrics(venue="binance"),
         now=datetime(2026, 1, 1, tzinfo=UTC),
     )
-    engine.use_reference_path = reference
+    if reference:
+        use_reference_path(engine)
     return engine
 
 
@@ -365,7 +400,7 @@ def test_an_engine_on_the_fast_path_decides_like_one_on_the_reference_path(
             )
             assert a.consensus_score == pytest.approx(b.consensus_score, abs=1e-9)
             assert a.net_edge_bps == pytest.approx(b.net_edge_bps, rel=1e-9, abs=1e-6)
-            assert a.metadata["qty"] == pytest.approx(b.metadata["qty"], rel=1e-9)
+            assert a.qty == pytest.approx(b.qty, rel=1e-9)
         orders += len(fast.orders)
     assert orders > 0
 
@@ -397,13 +432,13 @@ def test_streamed_books_price_the_spread_and_a_stale_one_holds_the_coin(
     }
     report = engine.on_tick(Tick(candles["BTC/USDT"].open_ms, candles, now, books=books))
     by_symbol = {e.symbol: e for e in report.events}
-    assert by_symbol[fresh].metadata["costs"]["spread_source"] == "book"
-    assert by_symbol[fresh].metadata["costs"]["spread_bps"] == pytest.approx(100.0, rel=1e-6)
+    assert by_symbol[fresh].costs.spread_source == "book"
+    assert by_symbol[fresh].costs.spread_bps == pytest.approx(100.0, rel=1e-6)
     for symbol, reason in ((stale, "book_stale"), (missing, "book_missing")):
         event = by_symbol[symbol]
-        assert event.action == "hold" and "stale_book" in event.metadata["reasons"]
-        assert event.metadata["costs"]["spread_fallback"] == reason
-        assert event.metadata["costs"]["spread_source"] in ("candles", "static")
+        assert event.action == "hold" and "stale_book" in event.reasons
+        assert event.costs.spread_fallback == reason
+        assert event.costs.spread_source in ("candles", "static")
     fallbacks = engine.metrics.spread_fallbacks
     assert fallbacks.labels("book_stale")._value.get() == 1
     assert fallbacks.labels("book_missing")._value.get() == 1

@@ -173,14 +173,14 @@ def test_one_complete_consistent_event_per_coin_per_bar(three_coins: Run) -> Non
         event = DecisionEvent.from_dict(row)
         assert event.net_edge_bps == pytest.approx(event.expected_edge_bps - event.costs_bps)
         assert len(event.engine_votes) == 23
-        assert event.metadata["release_id"] == three_coins.served.id
-        assert event.metadata["reasons"]
+        assert event.release_id == three_coins.served.id
+        assert event.reasons
         assert event.risk_preset == "aggressive"
         if event.action != "hold":
-            assert event.metadata["reasons"][0] in ORDER_REASONS
-            assert event.metadata["qty"] > 0.0
+            assert event.reasons[0] in ORDER_REASONS
+            assert event.qty > 0.0
         else:
-            assert event.metadata["qty"] == 0.0
+            assert event.qty == 0.0
 
 
 def test_no_order_where_a_check_failed(three_coins: Run) -> None:

@@ -79,11 +79,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Setup:
 
 
 def _production(reports: list[TickReport]) -> list[tuple[str, str, str, float]]:
-    return [
-        (e.symbol, e.timestamp.isoformat(), e.action, float(e.metadata["qty"]))
-        for r in reports
-        for e in r.events
-    ]
+    return [(e.symbol, e.timestamp.isoformat(), e.action, e.qty) for r in reports for e in r.events]
 
 
 def _series(library: BrainLibrary, model: ModelVersion) -> list[tuple[Any, ...]]:
@@ -110,7 +106,7 @@ def test_challengers_shadow_trade_without_touching_the_real_book(setup: Setup) -
     shadow_events = [e for r in reports for e in r.shadow_events]
     assert len(shadow_events) == REPLAY_DAYS * 24 * len(names)
     for event in shadow_events:
-        model = names[event.metadata["model_version"]]
+        model = names[str(event.model_version)]
         assert event.metadata["shadow"] is True
         assert event.metadata["shadow_of"] == champions[model.key]
     stored = setup.library.query_decision_events(shadow=True)

@@ -48,7 +48,7 @@ from tests.integration.prometheus_harness import (
 from trading_core.brain import BrainLibrary
 from trading_core.config import EngineConfig, load_config, secret_values
 from trading_core.config.loader import default_config_paths
-from trading_core.market.source import make_source
+from trading_core.market.sources import make_source
 from trading_core.types import Stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -69,7 +69,7 @@ HAMILTON_KEYS = ("service", "release_id")
 WARNING_LINE = re.compile(r"^\S+\.py:\d+: \w*Warning: ")
 DASHBOARDS = sorted((REPO_ROOT / "docker" / "grafana" / "dashboards").glob("*.json"))
 TRAINING_PANELS = ("Training job status", "Training job duration")
-CLI = [sys.executable, "-c", "from trading_core.cli.app import run; run()"]
+CLI = [sys.executable, "-c", "from coin_engine.cli.app import run; run()"]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from coin_engine.cli.brain_cmd import brain_app
 from hamilton_exec.engine import HamiltonEngine
 from hamilton_exec.event_store import EventSink
 from hamilton_exec.metrics import HamiltonMetrics
@@ -19,7 +20,6 @@ from tests.integration.hamilton_fixtures import (
     train_models,
 )
 from trading_core.brain import BrainLibrary, ModelVersion
-from trading_core.cli.brain_cmd import brain_app
 from trading_core.config.models import EngineConfig
 from trading_core.types import REGIME_CODES, Regime, Stage
 

@@ -246,7 +246,7 @@ def _event(shadow_version: str = "m1", minute: int = 0) -> DecisionEvent:
         costs_bps=5.0,
         net_edge_bps=7.0,
         risk_preset="balanced",
-        metadata={"model_version": shadow_version},
+        model_version=shadow_version,
     )
 
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from trading_core.cli import app
+from coin_engine.cli.app import app
 from trading_core.config import (
     EngineConfig,
     config_as_dict,

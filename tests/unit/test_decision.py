@@ -195,7 +195,7 @@ def test_decision_event_carries_votes_reasons_and_costs() -> None:
     assert event.reasons == decision.reasons
     assert event.net_edge_bps == pytest.approx(event.expected_edge_bps - event.costs_bps)
     assert event.metadata["release"] == "r1"
-    assert event.metadata["costs"]["fee_bps"] == 8.0
+    assert event.costs is not None and event.costs.fee_bps == 8.0
     assert type(event).from_dict(event.to_dict()) == event
 
 

@@ -111,7 +111,7 @@ def _event(action: str = "buy", symbol: str = "X/USDT", hour: int = 0) -> Decisi
         timestamp=T0 + timedelta(hours=hour), symbol=symbol, regime="TREND",
         engine_votes=(EngineVote("trend_v1", 0.5, 0.5, 1.0),), consensus_score=0.4,
         action=action, expected_edge_bps=edge, costs_bps=4.0, net_edge_bps=edge - 4.0,
-        risk_preset="balanced", metadata={"model_version": "m1", "reasons": ["opened"]},
+        risk_preset="balanced", model_version="m1", reasons=("opened",),
     )  # fmt: skip
 
 

@@ -3,8 +3,8 @@
 import pytest
 from typer.testing import CliRunner
 
+from coin_engine.cli.app import app
 from tests.unit.market_fixtures import fresh_structlog  # noqa: F401  (autouse)
-from trading_core.cli import app
 
 
 def test_data_rank_prints_the_ranked_table(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,8 @@ from trading_core.errors import DataSourceError
 from trading_core.market.ccxt_source import CcxtSource
 from trading_core.market.fetch import fetch_to_store
 from trading_core.market.parquet_store import ParquetSource, ParquetStore
-from trading_core.market.source import MarketDataSource, make_source
+from trading_core.market.source import MarketDataSource
+from trading_core.market.sources import make_source
 from trading_core.market.synthetic import SyntheticMarket
 
 SYMBOLS = ["BTC/USDT", "ETH/USDT"]

@@ -190,7 +190,7 @@ def test_structured_mode_has_momentum_and_reversion_null_mode_has_none() -> None
     # Structured mode: momentum > 0.05 and reversion < -0.05, each beyond 8 standard errors.
     # Null mode (same regimes and volatility, independent returns): both within 3.5 s.e. of 0.
     structured = shared_market("structured", n_coins=120, days=365)
-    null = shared_market("null", n_coins=120, days=365)
+    null = shared_market("no_edge", n_coins=120, days=365)
     assert len(_tight_coins(structured)) >= 10
     momentum, z_momentum = _z_correlation(*_pairs_in_regime(structured, TREND, "return"))
     reversion, z_reversion = _z_correlation(*_pairs_in_regime(structured, RANGE, "gap"))

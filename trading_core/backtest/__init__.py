@@ -11,20 +11,17 @@ from trading_core.backtest.metrics import BacktestMetrics, compute_metrics, equi
 from trading_core.backtest.prepare import build_inputs
 from trading_core.backtest.replay import Replay, bar_inputs_at, replay_decisions
 from trading_core.backtest.trades import TradeRecords
-from trading_core.backtest.walk import EngineVotes, consensus_walk_forward_inputs
 
 __all__ = [
     "BacktestConfig",
     "BacktestInputs",
     "BacktestMetrics",
     "BacktestResult",
-    "EngineVotes",
     "Replay",
     "TradeRecords",
     "bar_inputs_at",
     "build_inputs",
     "compute_metrics",
-    "consensus_walk_forward_inputs",
     "equity_returns",
     "replay_decisions",
     "run_backtest",

@@ -10,7 +10,6 @@ from typing import Final
 import numba
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 
 from trading_core.backtest.kernel import position_after_fill
 
@@ -112,26 +111,4 @@ class TradeRecords:
             pnl_usd=rows[:, T_PNL_USD].copy(),
             entry_notional_usd=rows[:, T_ENTRY_NOTIONAL_USD].copy(),
             expected_net_edge_bps=rows[:, T_EXPECTED_NET_EDGE_BPS].copy(),
-        )
-
-    def to_frame(self, timestamps_ms: npt.NDArray[np.int64] | None = None) -> pl.DataFrame:
-        """One row per trade; with ``timestamps_ms`` (bar open times) adds entry/exit times."""
-        frame = pl.DataFrame(
-            {
-                "entry_bar": self.entry_bar,
-                "exit_bar": self.exit_bar,
-                "side": self.side,
-                "entry_price": self.entry_price,
-                "exit_price": self.exit_price,
-                "pnl_usd": self.pnl_usd,
-                "entry_notional_usd": self.entry_notional_usd,
-                "return_bps": self.return_bps,
-                "expected_net_edge_bps": self.expected_net_edge_bps,
-            }
-        )
-        if timestamps_ms is None:
-            return frame
-        times = pl.Series(timestamps_ms).cast(pl.Datetime("ms", "UTC"))
-        return frame.with_columns(
-            entry_time=times.gather(self.entry_bar), exit_time=times.gather(self.exit_bar)
         )

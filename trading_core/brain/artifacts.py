@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trading_core.brain.records import require_sha256
-from trading_core.errors import ArtifactIntegrityError, ArtifactNotFoundError
+from trading_core.errors import ArtifactIntegrityError, ArtifactNotFoundError, DataValidationError
 from trading_core.storage import StorageLocation, parse_location
 
 
@@ -54,11 +54,8 @@ class ArtifactStore:
         return self.location.join(sha256[:2], sha256[2:])
 
     def path_for(self, sha256: str) -> Path:
-        """The local file of ``sha256`` (ValueError for a remote store: see :meth:`url_for`)."""
+        """The local file of ``sha256`` (a remote store: ValueError; see :meth:`location_for`)."""
         return self.location_for(sha256).local_path()
-
-    def url_for(self, sha256: str) -> str:
-        return self.location_for(sha256).url
 
     def exists(self, sha256: str) -> bool:
         return self.location_for(sha256).is_file()
@@ -69,7 +66,7 @@ class ArtifactStore:
             raise TypeError(f"artifact must be bytes, got {type(data).__name__}")
         data = bytes(data)
         if not data:
-            raise ValueError("artifact is empty (0 bytes); refusing to store it")
+            raise DataValidationError("artifact is empty (0 bytes); refusing to store it")
         digest = sha256_bytes(data)
         file = self.location_for(digest)
         if file.is_file():

@@ -32,6 +32,7 @@ from trading_core.brain.schema import (
     RegimeGateOverrideRow,
     ShadowResultRow,
 )
+from trading_core.errors import DataValidationError
 
 RANKING_SCHEMA: Final = pl.Schema(
     {
@@ -55,28 +56,28 @@ def validated_ranking(frame: pl.DataFrame, selected_top: int | None = None) -> p
     """
     if "selected" not in frame.columns:
         if selected_top is not None and selected_top < 0:
-            raise ValueError(f"selected_top {selected_top!r} must be >= 0")
+            raise DataValidationError(f"selected_top {selected_top!r} must be >= 0")
         top = pl.lit(value=True) if selected_top is None else pl.col("rank") <= selected_top
         frame = frame.with_columns(top.alias("selected")) if "rank" in frame.columns else frame
     missing = [c for c in RANKING_SCHEMA.names() if c not in frame.columns]
     if missing:
-        raise ValueError(
+        raise DataValidationError(
             f"ranking frame lacks columns {missing}; required: {RANKING_SCHEMA.names()}"
         )
     out = frame.select(RANKING_SCHEMA.names()).cast(RANKING_SCHEMA, strict=True)
     nulls = [c for c in out.columns if out[c].null_count()]
     if nulls:
-        raise ValueError(f"ranking columns {nulls} contain nulls")
+        raise DataValidationError(f"ranking columns {nulls} contain nulls")
     for column in ("liquidity_score", "daily_volume_usd", "spread_bps"):
         if not out[column].is_finite().all():
-            raise ValueError(f"ranking column {column!r} has NaN or infinite values")
+            raise DataValidationError(f"ranking column {column!r} has NaN or infinite values")
     for column in ("symbol", "rank"):
         dupes = out.filter(out[column].is_duplicated())[column].unique().sort().to_list()
         if dupes:
-            raise ValueError(f"ranking column {column!r} repeats {dupes[:10]}")
+            raise DataValidationError(f"ranking column {column!r} repeats {dupes[:10]}")
     low_ranks = out.filter(pl.col("rank") < 1)["rank"].to_list()
     if low_ranks:
-        raise ValueError(f"ranks must be >= 1, got {low_ranks[:10]}")
+        raise DataValidationError(f"ranks must be >= 1, got {low_ranks[:10]}")
     return out.sort("rank")
 
 
@@ -103,7 +104,7 @@ def replace_reliability(
 ) -> None:
     engines = [r.engine for r in records]
     if len(set(engines)) != len(engines):
-        raise ValueError(f"engine reliability lists an engine twice: {sorted(engines)}")
+        raise DataValidationError(f"engine reliability lists an engine twice: {sorted(engines)}")
     require_utc(updated_at, "updated_at")
     where = {"coin": key.coin, "regime": key.regime, "timeframe": key.timeframe}
     session.execute(delete(EngineReliabilityRow).filter_by(**where))
@@ -141,7 +142,7 @@ def load_reliability(session: Session, key: ModelKey) -> dict[str, EngineReliabi
 def _returns(values: Sequence[float], what: str) -> list[float]:
     out = [float(v) for v in values]
     if not all(math.isfinite(v) for v in out):
-        raise ValueError(f"{what} contain NaN or infinite values")
+        raise DataValidationError(f"{what} contain NaN or infinite values")
     return out
 
 
@@ -160,14 +161,18 @@ def upsert_shadow_result(
 ) -> ShadowResultRow:
     """Record one shadow period; recording the same (challenger, period) again replaces it."""
     if decision not in SHADOW_DECISIONS:
-        raise ValueError(f"decision {decision!r}; allowed: {list(SHADOW_DECISIONS)}")
+        raise DataValidationError(f"decision {decision!r}; allowed: {list(SHADOW_DECISIONS)}")
     if require_utc(period_end, "period_end") <= require_utc(period_start, "period_start"):
-        raise ValueError(f"period_end {period_end} must be after period_start {period_start}")
+        raise DataValidationError(
+            f"period_end {period_end} must be after period_start {period_start}"
+        )
     canonical_json(dict(statistics), "statistics")
     challenger_row = get_row(session, challenger)
     champion_row = None if champion is None else get_row(session, champion)
     if champion_row is not None and key_of(champion_row) != key_of(challenger_row):
-        raise ValueError(f"champion {champion!r} and challenger {challenger!r} have different keys")
+        raise DataValidationError(
+            f"champion {champion!r} and challenger {challenger!r} have different keys"
+        )
     session.execute(
         delete(ShadowResultRow).filter_by(
             challenger_id=challenger_row.id, period_start=period_start, period_end=period_end
@@ -228,7 +233,7 @@ def gate_fields(gate: Any, regime: str) -> dict[str, Any]:
     data = gate.model_dump() if hasattr(gate, "model_dump") else dict(gate)
     unknown = set(data) - {"enabled_engines", "disabled_engines", "weight_multipliers"}
     if unknown:
-        raise ValueError(f"gate of {regime}: unknown keys {sorted(unknown)}")
+        raise DataValidationError(f"gate of {regime}: unknown keys {sorted(unknown)}")
     return {
         "enabled_engines": tuple(data.get("enabled_engines", ())),
         "disabled_engines": tuple(data.get("disabled_engines", ())),
@@ -248,9 +253,11 @@ def append_gates(
     at: datetime,
 ) -> list[RegimeGateOverride]:
     if not gates:
-        raise ValueError("gates is empty: name at least one regime")
+        raise DataValidationError("gates is empty: name at least one regime")
     if not actor.strip() or not reason.strip():
-        raise ValueError(f"actor {actor!r} and reason {reason!r} must both be given (audit)")
+        raise DataValidationError(
+            f"actor {actor!r} and reason {reason!r} must both be given (audit)"
+        )
     records = [
         RegimeGateOverride(
             week_start=week_start,

@@ -18,16 +18,23 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from trading_core.config import mask_dsn
-from trading_core.errors import BrainLibraryError, BrainUnavailableError, VersionConflictError
+from trading_core.errors import (
+    BrainLibraryError,
+    BrainUnavailableError,
+    ConfigError,
+    VersionConflictError,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 T = TypeVar("T")
 SQLITE_BEGIN_OPTION: Final = "brain_sqlite_begin"
@@ -42,22 +49,22 @@ def parse_dsn(dsn: str) -> URL:
     try:
         url = make_url(dsn)
     except ArgumentError as exc:
-        raise ValueError(f"Brain Library DSN {mask_dsn(dsn)!r} is not a database URL") from exc
+        raise ConfigError(f"Brain Library DSN {mask_dsn(dsn)!r} is not a database URL") from exc
     backend, driver = url.get_backend_name(), url.get_driver_name()
     if backend == "postgresql":
         if "+" in url.drivername and driver != "psycopg2":
-            raise ValueError(
+            raise ConfigError(
                 f"Brain Library DSN driver {url.drivername!r}: allowed postgresql+psycopg2"
             )
         return url.set(drivername="postgresql+psycopg2")
     if backend == "sqlite":
         if not url.database or url.database == ":memory:":
-            raise ValueError(
+            raise ConfigError(
                 f"Brain Library DSN {dsn!r} is an in-memory SQLite database; "
                 "use a file, e.g. sqlite:///data/brain/brain.db"
             )
         return url
-    raise ValueError(
+    raise ConfigError(
         f"Brain Library DSN {mask_dsn(dsn)!r}: backend {backend!r}; allowed sqlite, postgresql"
     )
 
@@ -138,10 +145,16 @@ def translate_error(exc: DBAPIError, masked_dsn: str) -> Exception:
     return BrainLibraryError(f"Brain Library at {masked_dsn}: {detail}")
 
 
-def dialect_insert(session: Session, entity: Any) -> postgresql.Insert | sqlite.Insert:
+def dialect_insert(session: Session, entity: Any) -> "postgresql.Insert | sqlite.Insert":
     """INSERT with ``on_conflict_do_nothing`` for the session's backend (both dialects have it)."""
+    # the dialect modules are imported here: the PostgreSQL one loads its async drivers' code
+    # (~0.1 s), which a SQLite library never needs
     if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(entity)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(entity)
 
 

@@ -16,15 +16,14 @@ from sqlalchemy.orm import Session
 from trading_core.brain.db import dialect_insert
 from trading_core.brain.records import canonical_json, finite_floats, require_utc, sha256_hex
 from trading_core.brain.schema import DecisionEventRow, TradeOutcomeRow
-from trading_core.errors import BrainLibraryError
+from trading_core.errors import BrainLibraryError, DataValidationError
 from trading_core.events import DecisionEvent
 from trading_core.types import Action
 
 
 def model_version_of(event: DecisionEvent) -> str | None:
-    """The model version an event was decided with (``metadata["model_version"]``)."""
-    value = event.metadata.get("model_version")
-    return None if value is None else str(value)
+    """The model version an event was decided with (None: no model)."""
+    return event.model_version
 
 
 def decision_event_id(event: DecisionEvent, *, shadow: bool) -> str:
@@ -39,7 +38,9 @@ def as_event(item: DecisionEvent | Mapping[str, Any], index: int) -> DecisionEve
     try:
         return DecisionEvent.from_dict(dict(item))
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"decision event #{index} is not a valid DecisionEvent: {exc!r}") from exc
+        raise DataValidationError(
+            f"decision event #{index} is not a valid DecisionEvent: {exc!r}"
+        ) from exc
 
 
 def event_rows(
@@ -62,8 +63,8 @@ def event_rows(
                 "event_id": event_id,
                 "timestamp": event.timestamp,
                 "symbol": event.symbol,
-                "regime": event.regime,
-                "action": event.action,
+                "regime": event.regime.value,
+                "action": event.action.value,
                 "consensus_score": event.consensus_score,
                 "expected_edge_bps": event.expected_edge_bps,
                 "costs_bps": event.costs_bps,
@@ -106,9 +107,9 @@ def query_events(
 ) -> list[dict[str, Any]]:
     """Events ordered by bar time; ``since`` inclusive, ``until`` exclusive."""
     if action is not None and action not in {a.value for a in Action}:
-        raise ValueError(f"action {action!r}; allowed: {[a.value for a in Action]}")
+        raise DataValidationError(f"action {action!r}; allowed: {[a.value for a in Action]}")
     if limit is not None and limit < 1:
-        raise ValueError(f"limit {limit!r} must be >= 1")
+        raise DataValidationError(f"limit {limit!r} must be >= 1")
     query = select(DecisionEventRow)
     filters: list[Any] = []
     if symbol is not None:
@@ -152,7 +153,7 @@ def insert_trade_outcome(
     """Record the outcome of a decision once; False when it was already recorded."""
     finite_floats({"fill_price": fill_price, "pnl_usd": pnl_usd, "fees_usd": fees_usd}, "outcome")
     if fill_price <= 0.0:
-        raise ValueError(f"fill_price {fill_price!r} must be > 0")
+        raise DataValidationError(f"fill_price {fill_price!r} must be > 0")
     require_utc(closed_at, "closed_at")
     if details is not None:
         canonical_json(dict(details), "details")

@@ -33,8 +33,7 @@ from trading_core.brain.schema import (
     DecisionEventRow,
     OrderExecutionRow,
 )
-from trading_core.costs.realized import RealizedCost, cost_error_bps, realized_cost_bps
-from trading_core.errors import BrainLibraryError
+from trading_core.errors import BrainLibraryError, DataValidationError
 
 SIDES: Final[tuple[str, ...]] = ("buy", "sell")
 IDENTITY_FIELDS: Final[tuple[str, ...]] = (
@@ -58,9 +57,11 @@ def _check_text(name: str, value: str | None, *, empty_ok: bool = False) -> None
     if value is None:
         return
     if not isinstance(value, str) or value != value.strip() or (not value and not empty_ok):
-        raise ValueError(f"{name} {value!r} must be a non-blank string without outer spaces")
+        raise DataValidationError(
+            f"{name} {value!r} must be a non-blank string without outer spaces"
+        )
     if len(value) > _LENGTHS[name]:
-        raise ValueError(f"{name} {value!r} is longer than {_LENGTHS[name]} characters")
+        raise DataValidationError(f"{name} {value!r} is longer than {_LENGTHS[name]} characters")
 
 
 def execution_values(
@@ -91,9 +92,9 @@ def execution_values(
         _check_text(name, text)
     _check_text("reason_code", reason_code, empty_ok=True)
     if side not in SIDES:
-        raise ValueError(f"side {side!r}; allowed: {list(SIDES)}")
+        raise DataValidationError(f"side {side!r}; allowed: {list(SIDES)}")
     if status not in EXECUTION_STATUSES:
-        raise ValueError(f"status {status!r}; allowed: {list(EXECUTION_STATUSES)}")
+        raise DataValidationError(f"status {status!r}; allowed: {list(EXECUTION_STATUSES)}")
     numbers = finite_floats(
         {
             "requested_qty": requested_qty,
@@ -105,16 +106,16 @@ def execution_values(
         f"order {client_order_id!r}",
     )
     if numbers["requested_qty"] < 0.0 or numbers["filled_qty"] < 0.0:
-        raise ValueError(
+        raise DataValidationError(
             f"requested_qty {requested_qty!r} and filled_qty {filled_qty!r} must be >= 0"
         )
     if numbers["reference_price"] <= 0.0:
-        raise ValueError(f"reference_price {reference_price!r} must be > 0")
+        raise DataValidationError(f"reference_price {reference_price!r} must be > 0")
     price = _fill_price(numbers["filled_qty"], avg_fill_price)
     if status == "filled" and numbers["filled_qty"] == 0.0:
-        raise ValueError(f"status 'filled' needs filled_qty > 0; got {filled_qty!r}")
+        raise DataValidationError(f"status 'filled' needs filled_qty > 0; got {filled_qty!r}")
     if status == "rejected" and (numbers["filled_qty"] > 0.0 or not reason_code):
-        raise ValueError(
+        raise DataValidationError(
             f"status 'rejected' needs filled_qty 0 (got {filled_qty!r}) and a reason code "
             f"(got {reason_code!r})"
         )
@@ -137,14 +138,14 @@ def _fill_price(filled_qty: float, avg_fill_price: float | None) -> float | None
     if filled_qty == 0.0:
         return None if avg_fill_price is None else _positive_price(avg_fill_price)
     if avg_fill_price is None:
-        raise ValueError(f"filled_qty {filled_qty!r} > 0 needs avg_fill_price")
+        raise DataValidationError(f"filled_qty {filled_qty!r} > 0 needs avg_fill_price")
     return _positive_price(avg_fill_price)
 
 
 def _positive_price(value: float) -> float:
     price = finite_floats({"avg_fill_price": value}, "order")["avg_fill_price"]
     if price <= 0.0:
-        raise ValueError(f"avg_fill_price {value!r} must be > 0")
+        raise DataValidationError(f"avg_fill_price {value!r} must be > 0")
     return price
 
 
@@ -156,6 +157,10 @@ def _details(details: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def with_realized(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` plus the realized costs (None until something filled)."""
+    # imported here: trading_core.costs loads the numba cost kernels (~1 s), which the Brain
+    # Library's other readers (`coin-engine brain ls`) never need
+    from trading_core.costs.realized import realized_cost_bps
+
     realized: dict[str, float | None] = dict.fromkeys(
         ("realized_cost_bps", "realized_fee_bps", "realized_price_impact_bps")
     )
@@ -256,8 +261,10 @@ def query_executions(
 ) -> list[dict[str, Any]]:
     """Executions by last update, oldest first; ``since`` inclusive, ``until`` exclusive. Each
     carries ``cost_error_bps`` = realized - expected (None until something filled)."""
+    from trading_core.costs.realized import RealizedCost, cost_error_bps  # see with_realized
+
     if status is not None and status not in EXECUTION_STATUSES:
-        raise ValueError(f"status {status!r}; allowed: {list(EXECUTION_STATUSES)}")
+        raise DataValidationError(f"status {status!r}; allowed: {list(EXECUTION_STATUSES)}")
     table = OrderExecutionRow.__table__
     query = select(table)
     if symbol is not None:

@@ -6,12 +6,11 @@ A mixin so that :mod:`trading_core.brain.library` stays small; it uses the libra
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from sqlalchemy.orm import Session
 
-from trading_core.brain import data_store, events_store, executions_store, releases
+from trading_core.brain import events_store, executions_store, releases
 from trading_core.brain.db import Database
 from trading_core.brain.records import (
     EngineReliability,
@@ -22,8 +21,12 @@ from trading_core.brain.records import (
     ShadowResult,
     canonical_json,
 )
+from trading_core.errors import DataValidationError
 from trading_core.events import DecisionEvent
 from trading_core.observability.logging import get_logger
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def _log() -> Any:
@@ -42,7 +45,7 @@ def _check_release_input(
     if gates is not None:
         canonical_json(dict(gates), "gates")
     if not created_by.strip():
-        raise ValueError(f"created_by {created_by!r} must name who releases")
+        raise DataValidationError(f"created_by {created_by!r} must name who releases")
 
 
 class BrainDataMixin:
@@ -123,7 +126,9 @@ class BrainDataMixin:
     def rollback_release(self, release_id: int, *, actor: str, reason: str) -> Release:
         """A new release equal to release ``release_id``; its models serve again."""
         if not actor.strip() or not reason.strip():
-            raise ValueError(f"actor {actor!r} and reason {reason!r} must both be given (audit)")
+            raise DataValidationError(
+                f"actor {actor!r} and reason {reason!r} must both be given (audit)"
+            )
 
         def work(session: Session) -> Release:
             earlier = releases.get_release_row(session, release_id)
@@ -145,17 +150,21 @@ class BrainDataMixin:
     # --- liquidity rankings and engine reliability ---------------------------------------
 
     def save_ranking(
-        self, as_of: date, frame: pl.DataFrame, *, selected_top: int | None = None
+        self, as_of: date, frame: "pl.DataFrame", *, selected_top: int | None = None
     ) -> int:
         """Replace the ranking of ``as_of`` (``liquidity_ranking(...).ranked``; columns:
         ``data_store.RANKING_SCHEMA``; without ``selected``, the top ``selected_top`` ranks)."""
+        from trading_core.brain import data_store  # here: it loads polars
+
         checked = data_store.validated_ranking(frame, selected_top)
         count = self._db.write(lambda s: data_store.replace_ranking(s, as_of, checked))
         _log().info("ranking_saved", as_of=str(as_of), coins=count)
         return count
 
-    def load_ranking(self, as_of: date) -> pl.DataFrame:
+    def load_ranking(self, as_of: date) -> "pl.DataFrame":
         """The ranking of ``as_of`` sorted by rank (empty, with the schema, if none)."""
+        from trading_core.brain import data_store  # here: it loads polars
+
         with self._db.read() as session:
             return data_store.load_ranking(session, as_of)
 
@@ -167,10 +176,14 @@ class BrainDataMixin:
         updated_at: datetime | None = None,
     ) -> None:
         """Replace the key's per-engine reliability (measured out of sample)."""
+        from trading_core.brain import data_store  # here: it loads polars
+
         stamp = updated_at or self._clock()
         self._db.write(lambda s: data_store.replace_reliability(s, key, records, stamp))
 
     def load_engine_reliability(self, key: ModelKey) -> dict[str, EngineReliability]:
+        from trading_core.brain import data_store  # here: it loads polars
+
         with self._db.read() as session:
             return data_store.load_reliability(session, key)
 
@@ -316,6 +329,8 @@ class BrainDataMixin:
         decision: str,
     ) -> None:
         """Record a shadow period (same challenger and period again: replaced)."""
+        from trading_core.brain import data_store  # here: it loads polars
+
         self._db.write(
             lambda s: data_store.upsert_shadow_result(
                 s, challenger=challenger, champion=champion, period_start=period_start,
@@ -328,6 +343,8 @@ class BrainDataMixin:
                  decision=decision)  # fmt: skip
 
     def shadow_results(self, key: ModelKey) -> list[ShadowResult]:
+        from trading_core.brain import data_store  # here: it loads polars
+
         with self._db.read() as session:
             return data_store.shadow_results(session, key)
 
@@ -336,6 +353,8 @@ class BrainDataMixin:
     ) -> list[RegimeGateOverride]:
         """Override the gates of the named regimes from ``week_start`` (a Monday) on.
         ``gates`` maps regime -> config ``RegimeGate`` or a mapping with the same keys."""
+        from trading_core.brain import data_store  # here: it loads polars
+
         records = self._db.write(
             lambda s: data_store.append_gates(
                 s, week_start, gates, actor=actor, reason=reason, at=self._clock()
@@ -356,5 +375,7 @@ class BrainDataMixin:
     def regime_gate_history(
         self, regime: str | None = None, as_of: date | None = None
     ) -> list[RegimeGateOverride]:
+        from trading_core.brain import data_store  # here: it loads polars
+
         with self._db.read() as session:
             return data_store.gate_history(session, regime=regime, as_of=as_of)

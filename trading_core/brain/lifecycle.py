@@ -24,7 +24,12 @@ from sqlalchemy.orm import Session
 from trading_core.brain.models_store import get_version_row, key_of, lock_key, stage_row
 from trading_core.brain.records import ModelKey, canonical_json
 from trading_core.brain.schema import ModelVersionRow, StageHistoryRow
-from trading_core.errors import BrainLibraryError, ModelNotFoundError, StageTransitionError
+from trading_core.errors import (
+    BrainLibraryError,
+    DataValidationError,
+    ModelNotFoundError,
+    StageTransitionError,
+)
 from trading_core.types import Stage
 
 ALLOWED_TRANSITIONS: Final[Mapping[Stage, frozenset[Stage]]] = MappingProxyType(
@@ -134,9 +139,9 @@ def review(
 
 def _check_audit(actor: str, reason: str, statistics: Mapping[str, Any] | None) -> None:
     if not actor.strip():
-        raise ValueError(f"actor {actor!r} must name who made the change")
+        raise DataValidationError(f"actor {actor!r} must name who made the change")
     if not reason.strip():
-        raise ValueError(f"reason {reason!r} must say why the stage changes")
+        raise DataValidationError(f"reason {reason!r} must say why the stage changes")
     if statistics is not None:
         canonical_json(dict(statistics), "statistics")
 

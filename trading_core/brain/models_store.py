@@ -28,7 +28,7 @@ from trading_core.brain.records import (
     sha256_hex,
 )
 from trading_core.brain.schema import ModelKeyRow, ModelVersionRow, StageHistoryRow
-from trading_core.errors import ModelNotFoundError
+from trading_core.errors import DataValidationError, ModelNotFoundError
 from trading_core.types import Stage
 
 
@@ -97,7 +97,9 @@ def validated_correlation(
         values = finite_floats(row, f"correlation[{engine!r}]")
         bad = {other: rho for other, rho in values.items() if not -1.0 <= rho <= 1.0}
         if bad:
-            raise ValueError(f"correlation[{engine!r}] {bad!r}: coefficients must be in [-1, 1]")
+            raise DataValidationError(
+                f"correlation[{engine!r}] {bad!r}: coefficients must be in [-1, 1]"
+            )
         out[str(engine)] = values
     return out
 
@@ -108,7 +110,7 @@ def validated_reliability(reliability: Mapping[str, float] | None) -> dict[str, 
     values = finite_floats(reliability, "reliability")
     negative = {engine: w for engine, w in values.items() if w < 0.0}
     if negative:
-        raise ValueError(f"reliability {negative!r}: weights must be >= 0")
+        raise DataValidationError(f"reliability {negative!r}: weights must be >= 0")
     return values
 
 
@@ -127,15 +129,21 @@ def validated_registration(
     canonical_json(dict(params), "params")
     require_utc(created_at, "created_at")
     if isinstance(partition_date, datetime) or not isinstance(partition_date, date):
-        raise ValueError(f"partition_date {partition_date!r} must be a datetime.date")
+        raise DataValidationError(f"partition_date {partition_date!r} must be a datetime.date")
     if artifact_format not in ARTIFACT_FORMATS:
-        raise ValueError(f"artifact_format {artifact_format!r}; allowed: {list(ARTIFACT_FORMATS)}")
+        raise DataValidationError(
+            f"artifact_format {artifact_format!r}; allowed: {list(ARTIFACT_FORMATS)}"
+        )
     if not data_hash or len(data_hash) > 128:
-        raise ValueError(f"data_hash {data_hash!r} must be a non-empty string of <= 128 chars")
+        raise DataValidationError(
+            f"data_hash {data_hash!r} must be a non-empty string of <= 128 chars"
+        )
     if isinstance(feature_list, str) or not all(isinstance(f, str) and f for f in feature_list):
-        raise ValueError(f"feature_list {feature_list!r} must be a sequence of non-empty names")
+        raise DataValidationError(
+            f"feature_list {feature_list!r} must be a sequence of non-empty names"
+        )
     if len(set(feature_list)) != len(feature_list):
-        raise ValueError(f"feature_list {list(feature_list)!r} names a feature twice")
+        raise DataValidationError(f"feature_list {list(feature_list)!r} names a feature twice")
 
 
 def find_by_identity(

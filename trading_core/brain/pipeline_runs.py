@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from trading_core.brain import releases
 from trading_core.brain.db import Database
 from trading_core.brain.schema import Base, BigId
+from trading_core.errors import DataValidationError
 from trading_core.observability.logging import get_logger
 
 RUN_STATUSES: Final[tuple[str, ...]] = ("success", "failure", "canceled")
@@ -80,20 +81,24 @@ class PipelineRun:
         return (self.ended_at - self.started_at).total_seconds()
 
     def validated(self) -> "PipelineRun":
-        """The record with its error cut to one line; ValueError naming a bad field."""
+        """The record with its error cut to one line; DataValidationError naming a bad field."""
         if not self.run_id.strip() or not self.job_name.strip():
-            raise ValueError(f"run_id {self.run_id!r} and job_name {self.job_name!r} are required")
+            raise DataValidationError(
+                f"run_id {self.run_id!r} and job_name {self.job_name!r} are required"
+            )
         if self.status not in RUN_STATUSES:
-            raise ValueError(f"status {self.status!r} is not one of {RUN_STATUSES}")
+            raise DataValidationError(f"status {self.status!r} is not one of {RUN_STATUSES}")
         if self.release_outcome is not None and self.release_outcome not in releases.PUSH_STATUSES:
-            raise ValueError(
+            raise DataValidationError(
                 f"release_outcome {self.release_outcome!r} is not one of {releases.PUSH_STATUSES}"
             )
         for name, value in (("started_at", self.started_at), ("ended_at", self.ended_at)):
             if value is not None and value.tzinfo is None:
-                raise ValueError(f"{name} {value!r} must be timezone-aware UTC")
+                raise DataValidationError(f"{name} {value!r} must be timezone-aware UTC")
         if self.started_at is not None and self.started_at > self.ended_at:
-            raise ValueError(f"started_at {self.started_at} is after ended_at {self.ended_at}")
+            raise DataValidationError(
+                f"started_at {self.started_at} is after ended_at {self.ended_at}"
+            )
         return replace(self, error=one_line(self.error), failed_step=self.failed_step[:256])
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final, Literal
 
+from trading_core.errors import DataValidationError
 from trading_core.types import TIMEFRAMES, Regime, Stage
 
 _COIN = re.compile(r"^[A-Z0-9]{1,20}$")
@@ -24,20 +25,19 @@ _NAME = re.compile(
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 NAME_TIME_FORMAT: Final = "%Y%m%d_%H%M%S"
 ARTIFACT_FORMATS: Final[tuple[str, ...]] = ("ubj", "json")
-RELEASE_ROLES: Final[tuple[str, ...]] = ("production", "shadow")
 ReleaseRole = Literal["production", "shadow"]
 
 
 def require_utc(value: datetime, what: str) -> datetime:
-    """``value`` if it is timezone-aware UTC; otherwise a ValueError quoting it."""
+    """``value`` if it is timezone-aware UTC; otherwise a DataValidationError quoting it."""
     if value.tzinfo is None or value.utcoffset() != UTC.utcoffset(None):
-        raise ValueError(f"{what} {value!r} must be a timezone-aware UTC datetime")
+        raise DataValidationError(f"{what} {value!r} must be a timezone-aware UTC datetime")
     return value
 
 
 def require_sha256(value: str) -> str:
     if not _SHA256.match(value):
-        raise ValueError(f"sha256 {value!r} must be 64 lowercase hex digits")
+        raise DataValidationError(f"sha256 {value!r} must be 64 lowercase hex digits")
     return value
 
 
@@ -46,7 +46,7 @@ def canonical_json(value: Any, what: str) -> str:
     try:
         return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{what} must be JSON data without NaN/inf: {exc}") from exc
+        raise DataValidationError(f"{what} must be JSON data without NaN/inf: {exc}") from exc
 
 
 def sha256_hex(text: str) -> str:
@@ -63,11 +63,13 @@ class ModelKey:
 
     def __post_init__(self) -> None:
         if not _COIN.match(self.coin):
-            raise ValueError(f"coin {self.coin!r} must be 1-20 uppercase letters/digits")
+            raise DataValidationError(f"coin {self.coin!r} must be 1-20 uppercase letters/digits")
         if self.regime not in {r.value for r in Regime}:
-            raise ValueError(f"regime {self.regime!r}; allowed: {[r.value for r in Regime]}")
+            raise DataValidationError(
+                f"regime {self.regime!r}; allowed: {[r.value for r in Regime]}"
+            )
         if self.timeframe not in TIMEFRAMES:
-            raise ValueError(f"timeframe {self.timeframe!r}; allowed: {list(TIMEFRAMES)}")
+            raise DataValidationError(f"timeframe {self.timeframe!r}; allowed: {list(TIMEFRAMES)}")
 
     @property
     def slug(self) -> str:
@@ -75,10 +77,10 @@ class ModelKey:
 
     @classmethod
     def parse(cls, slug: str) -> "ModelKey":
-        """``"BTC_TREND_1h"`` -> ModelKey; a ValueError quotes anything else."""
+        """``"BTC_TREND_1h"`` -> ModelKey; a DataValidationError quotes anything else."""
         parts = slug.split("_")
         if len(parts) != 3:
-            raise ValueError(
+            raise DataValidationError(
                 f"model key {slug!r} must look like COIN_REGIME_TIMEFRAME (BTC_TREND_1h)"
             )
         return cls(*parts)
@@ -96,7 +98,7 @@ def parse_model_name(name: str) -> tuple[ModelKey, int, datetime]:
     """Inverse of :func:`model_name`: (key, version, created_at to the second)."""
     match = _NAME.match(name)
     if match is None:
-        raise ValueError(
+        raise DataValidationError(
             f"model name {name!r} must look like COIN_REGIME_TIMEFRAME_vN_YYYYMMDD_HHMMSS "
             "(e.g. BTC_TREND_1h_v1_20250115_020000)"
         )
@@ -114,7 +116,7 @@ def finite_floats(values: Mapping[str, Any], what: str) -> dict[str, float]:
             or not isinstance(value, int | float)
             or not math.isfinite(value)
         ):
-            raise ValueError(f"{what}[{name!r}] = {value!r} must be a finite number")
+            raise DataValidationError(f"{what}[{name!r}] = {value!r} must be a finite number")
         out[str(name)] = float(value)
     return out
 
@@ -197,15 +199,15 @@ class EngineReliability:
     def __post_init__(self) -> None:
         finite_floats({"reliability": self.reliability, "hit_rate": self.hit_rate}, self.engine)
         if self.reliability < 0.0:
-            raise ValueError(
+            raise DataValidationError(
                 f"engine {self.engine!r}: reliability {self.reliability!r} must be >= 0"
             )
         if not 0.0 <= self.hit_rate <= 1.0:
-            raise ValueError(
+            raise DataValidationError(
                 f"engine {self.engine!r}: hit_rate {self.hit_rate!r} must be in [0, 1]"
             )
         if self.n_obs < 0:
-            raise ValueError(f"engine {self.engine!r}: n_obs {self.n_obs!r} must be >= 0")
+            raise DataValidationError(f"engine {self.engine!r}: n_obs {self.n_obs!r} must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,9 +241,13 @@ class RegimeGateOverride:
 
     def __post_init__(self) -> None:
         if self.week_start.weekday() != 0:
-            raise ValueError(f"week_start {self.week_start} must be a Monday")
+            raise DataValidationError(f"week_start {self.week_start} must be a Monday")
         if self.regime not in {r.value for r in Regime}:
-            raise ValueError(f"regime {self.regime!r}; allowed: {[r.value for r in Regime]}")
+            raise DataValidationError(
+                f"regime {self.regime!r}; allowed: {[r.value for r in Regime]}"
+            )
         both = sorted(set(self.enabled_engines) & set(self.disabled_engines))
         if both:
-            raise ValueError(f"engines {both} are both enabled and disabled; list each once")
+            raise DataValidationError(
+                f"engines {both} are both enabled and disabled; list each once"
+            )

@@ -31,7 +31,7 @@ from trading_core.brain.records import (
     sha256_hex,
 )
 from trading_core.brain.schema import ModelVersionRow, ReleaseEntryRow, ReleaseRow
-from trading_core.errors import ModelNotFoundError
+from trading_core.errors import DataValidationError, ModelNotFoundError
 from trading_core.types import Stage
 
 _PG_RELEASE_LOCK_KEY: Final = 0x0B5A1_12E
@@ -74,20 +74,24 @@ def validate_release_lists(production: Sequence[str], shadow: Sequence[str]) -> 
     """Each name once, no name in both roles, at most one model per key and role."""
     for role, names in (("production", production), ("shadow", shadow)):
         if isinstance(names, str):
-            raise ValueError(f"{role} must be a list of model names, got the string {names!r}")
+            raise DataValidationError(
+                f"{role} must be a list of model names, got the string {names!r}"
+            )
         dupes = sorted({n for n in names if list(names).count(n) > 1})
         if dupes:
-            raise ValueError(f"{role} names {dupes} more than once")
+            raise DataValidationError(f"{role} names {dupes} more than once")
     both = sorted(set(production) & set(shadow))
     if both:
-        raise ValueError(f"models {both} are listed as both production and shadow")
+        raise DataValidationError(f"models {both} are listed as both production and shadow")
     if not production and not shadow:
-        raise ValueError("a release needs at least one production or shadow model")
+        raise DataValidationError("a release needs at least one production or shadow model")
     for role, names in (("production", production), ("shadow", shadow)):
         keys = [parse_model_name(n)[0].slug for n in names]
         twice = sorted({k for k in keys if keys.count(k) > 1})
         if twice:
-            raise ValueError(f"{role} lists several models of {twice}; at most one per key")
+            raise DataValidationError(
+                f"{role} lists several models of {twice}; at most one per key"
+            )
 
 
 def content_digest(production: Sequence[str], shadow: Sequence[str], gates: Any) -> str:

@@ -5,14 +5,13 @@ silent the default is documented on the field. Every model forbids unknown keys.
 """
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from trading_core.storage import check_endpoint, check_location
 from trading_core.types import TIMEFRAMES
 
-Pct = Annotated[float, Field(ge=0.0, le=100.0)]
 Prob = Annotated[float, Field(ge=0.0, le=1.0)]
 PosFloat = Annotated[float, Field(gt=0.0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
@@ -58,13 +57,30 @@ class EngineSection(Strict):
 # --- market data --------------------------------------------------------------------------------
 
 
+SYNTHETIC_MODES: Final = ("structured", "no_edge")
+
+
 class SyntheticMarketSection(Strict):
     n_coins: PosInt = 450
     days: PosInt = 365
     seed: NonNegInt = 7
     end_date: date = date(2026, 11, 1)
-    mode: Literal["structured", "null"] = "structured"
+    # no_edge: the same regimes and volatility, independent returns (nothing to exploit)
+    mode: Literal["structured", "no_edge"] = "structured"
     structure_strength: NonNegFloat = 1.0
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode_alias(cls, value: object) -> object:
+        """``"null"`` (a string: quoted in YAML) is the old name of ``no_edge``; a bare YAML
+        ``null`` is no mode at all and is refused with the name to write."""
+        if value is None:
+            allowed = ", ".join(SYNTHETIC_MODES)
+            raise ValueError(
+                f"a bare null is YAML's no-value, not a mode; allowed: {allowed} "
+                "(no_edge is the mode once called null)"
+            )
+        return "no_edge" if value == "null" else value
 
 
 class ExchangeSection(Strict):

@@ -10,6 +10,11 @@ release. Reliability weights are causal (``reliability_series``) and computed fr
 
 The learned engine's forecast, when its regime has a model, is the expected return of the bar;
 otherwise the consensus score is mapped to one with the regime's information coefficient.
+
+:func:`decision_rows` is the one place that turns market columns, a consensus and forecasts into
+per-row decision inputs: :func:`decision_inputs` feeds it a coin's history (the walk-forward
+backtest), ``hamilton_exec.decision.prepare_decisions`` the newest bar of every coin of a tick
+(production and shadow books).
 """
 
 from dataclasses import dataclass
@@ -19,7 +24,6 @@ import numpy as np
 import numpy.typing as npt
 
 from trading_core.backtest.engine import BacktestInputs
-from trading_core.backtest.walk import ATR_PCT_COLUMN, SPREAD_COLUMN, VOLATILITY_COLUMN, EngineVotes
 from trading_core.consensus import (
     ConsensusParams,
     ConsensusResult,
@@ -31,6 +35,14 @@ from trading_core.consensus import (
     reliability_series,
 )
 from trading_core.costs import CostParams, resolve_spread_bps_array
+from trading_core.decision.columns import (
+    VOLATILITY_COLUMN,
+    BoolArray,
+    DecisionColumns,
+    DecisionRows,
+    EngineVotes,
+    frame_column,
+)
 from trading_core.engines import ENGINE_NAMES
 from trading_core.regime import RegimeGates
 from trading_core.training.dataset import CoinFrame
@@ -155,7 +167,7 @@ def fit_serving_tables(
     )
     provisional = ServingTables(divisors, np.zeros(len(REGIMES)))
     score = consensus_on(votes, reliability, rows, provisional, params).score
-    volatility_bps = _column(frame, VOLATILITY_COLUMN) * 1e4
+    volatility_bps = frame_column(frame, VOLATILITY_COLUMN) * 1e4
     label = np.where(np.isfinite(frame.label_bps), frame.label_bps, np.nan)
     ic = calibrate_information_coefficients_by_regime(
         score, label[rows], volatility_bps[rows], votes.regimes[rows], horizon_bars
@@ -174,49 +186,76 @@ def decision_inputs(
     cost_params: CostParams,
     horizon_bars: int,
     ml_forecast_bps: FloatArray | None = None,
-    trade_mask: npt.NDArray[np.bool_] | None = None,
+    trade_mask: BoolArray | None = None,
 ) -> tuple[BacktestInputs, ConsensusResult]:
-    """Per-bar decision inputs of ``rows`` (and their consensus, for DecisionEvents).
+    """Per-bar decision inputs of ``rows`` of a coin's history (and their consensus, for
+    DecisionEvents): :func:`decision_rows` with the spread resolved from the candle estimate
+    (a history has no live book).
 
     ``trade_mask`` (over all bars) forces a hold where False: the walk-forward of one regime's
     model only trades that regime's bars.
     """
     result = consensus_on(votes, reliability, rows, tables, params)
-    volatility_bps = _column(frame, VOLATILITY_COLUMN) * 1e4
-    forecast = consensus_expected_return_bps(
-        result.score, volatility_bps[rows], horizon_bars, tables.ic_by_regime[votes.regimes[rows]]
+    decided = decision_rows(
+        DecisionColumns.from_frame(frame, rows),
+        result,
+        tables.ic_by_regime[votes.regimes[rows]],
+        horizon_bars=horizon_bars,
+        ml_forecast_bps=None if ml_forecast_bps is None else ml_forecast_bps[rows],
+        tradable=None if trade_mask is None else trade_mask[rows],
+        resolve_spread=cost_params,
     )
+    return decided.backtest_inputs(frame.symbol), result
+
+
+def decision_rows(
+    columns: DecisionColumns,
+    result: ConsensusResult,
+    ic: FloatArray,
+    *,
+    horizon_bars: int,
+    ml_forecast_bps: FloatArray | None = None,
+    tradable: BoolArray | None = None,
+    resolve_spread: CostParams | None = None,
+) -> DecisionRows:
+    """Per-row decision inputs from the rows' market ``columns``, their consensus ``result``
+    and the information coefficient of each row's regime ``ic`` (its coin's serving tables).
+
+    The expected return is the learned engine's forecast where finite (``ml_forecast_bps``),
+    else the consensus score mapped with ``ic``. ``tradable`` False forces a hold. A row is
+    valid when warm with known ATR and volatility. The spread: with ``resolve_spread`` (a
+    history, no live book) the candle estimate is resolved by the cost model's source rules
+    (``resolve_spread_bps_array``); without it (Hamilton) the raw candle estimate is kept, NaN
+    where unknown, and ``decide_bar`` resolves it together with the live book and its status
+    (``costs.resolve_spread_bps``).
+    """
+    n = columns.n_rows
+    if result.score.shape != (n,) or ic.shape != (n,):
+        raise ValueError(f"consensus and ic must cover the {n} rows")
+    volatility_bps = columns.realized_vol * 1e4
+    forecast = consensus_expected_return_bps(result.score, volatility_bps, horizon_bars, ic)
     if ml_forecast_bps is not None:
-        ml = ml_forecast_bps[rows]
-        forecast = np.where(np.isfinite(ml), ml, forecast)
+        forecast = np.where(np.isfinite(ml_forecast_bps), ml_forecast_bps, forecast)
     action = result.action.copy()
-    if trade_mask is not None:
-        action[~trade_mask[rows]] = 0
-    close = _column(frame, "close")
-    atr = _column(frame, ATR_PCT_COLUMN) * close
-    spread = resolve_spread_bps_array(cost_params, _column(frame, SPREAD_COLUMN), frame.n_bars)
-    known = np.isfinite(atr) & np.isfinite(volatility_bps) & frame.warm
-    inputs = BacktestInputs(
-        symbol=frame.symbol,
-        timestamps_ms=frame.timestamps_ms[rows],
-        open=_column(frame, "open")[rows],
-        close=close[rows],
-        volume=_column(frame, "volume")[rows],
-        atr=np.nan_to_num(atr[rows]),
-        volatility_bps=np.nan_to_num(volatility_bps[rows]),
-        half_spread_bps=np.nan_to_num(spread[rows]) / 2.0,
-        regime=votes.regimes[rows],
+    if tradable is not None:
+        action[~tradable] = 0
+    atr = columns.atr_pct * columns.close
+    spread = columns.candle_spread_bps
+    if resolve_spread is not None:
+        spread = resolve_spread_bps_array(resolve_spread, spread, n)
+    known = np.isfinite(atr) & np.isfinite(volatility_bps) & columns.warm
+    return DecisionRows(
+        timestamps_ms=columns.timestamps_ms,
+        open=columns.open,
+        close=columns.close,
+        volume=columns.volume,
+        atr=np.nan_to_num(atr),
+        volatility_bps=np.nan_to_num(volatility_bps),
+        spread_bps=spread,
+        regime=columns.regimes,
         action=action,
         confidence=result.confidence,
         score=result.score,
         expected_return_bps=np.nan_to_num(forecast),
-        data_valid=known[rows],
+        data_valid=known,
     )
-    return inputs, result
-
-
-def _column(frame: CoinFrame, name: str) -> FloatArray:
-    if name not in frame.bars.columns:
-        raise ValueError(f"prepared bars lack the column {name!r}; run prepare_coin_frame first")
-    values: FloatArray = frame.bars[name].cast(float).fill_null(np.nan).to_numpy()
-    return values

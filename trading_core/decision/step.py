@@ -21,6 +21,7 @@ backtest kernel calls bar by bar, so a replay through :func:`decide_bar` and thr
 backtest gives the same decisions (bit for bit; ``tests/unit/test_backtest.py`` checks it).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -60,7 +61,7 @@ from trading_core.decision.kernel import (
     decide_core,
     reason_from_code,
 )
-from trading_core.events import DecisionEvent, EngineVote
+from trading_core.events import DecisionEvent, EngineVote, EventCosts, split_metadata
 from trading_core.risk import DenialReason, Fill, RiskEnforcer, RiskLimits, RiskState
 from trading_core.risk.enforcer import epoch_ms
 from trading_core.risk.reasons import STATE_CODE, denial_from_code
@@ -364,38 +365,40 @@ def decision_event(
     inputs: BarInputs,
     *,
     risk_preset: str,
-    metadata: dict[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> DecisionEvent:
-    """The :class:`DecisionEvent` of ``decision`` (votes from the consensus row; reasons, qty,
-    cost breakdown and edge source in the metadata, plus whatever ``metadata`` adds)."""
-    meta: dict[str, Any] = {
-        "reasons": list(decision.reasons),
-        "qty": decision.qty,
-        "edge_source": inputs.edge_source,
-        "agreement": inputs.consensus.agreement,
-        "consensus_confidence": inputs.consensus.confidence,
-        "costs": {
-            "fee_bps": decision.costs.fee_bps,
-            "spread_bps": decision.costs.spread_bps,
-            "slippage_bps": decision.costs.slippage_bps,
-            "funding_bps": decision.costs.funding_bps,
-            "safety_bps": decision.costs.safety_bps,
-            "spread_source": decision.spread_origin.value,
-            "spread_fallback": decision.spread_fallback,
-            "slippage_source": decision.slippage_source,
-        },
-        **(metadata or {}),
-    }
+    """The :class:`DecisionEvent` of ``decision``: votes from the consensus row; reasons, qty
+    and the cost breakdown as typed fields; edge source and consensus agreement/confidence as
+    extras. ``metadata`` is in the serialised layout: its typed keys (``model_version``,
+    ``release_id``, ``mode``, ...) become the fields, the rest are extras."""
+    typed, extras = split_metadata(metadata or {})
+    costs = EventCosts(
+        fee_bps=decision.costs.fee_bps,
+        spread_bps=decision.costs.spread_bps,
+        slippage_bps=decision.costs.slippage_bps,
+        funding_bps=decision.costs.funding_bps,
+        safety_bps=decision.costs.safety_bps,
+        spread_source=decision.spread_origin.value,
+        spread_fallback=decision.spread_fallback,
+        slippage_source=decision.slippage_source,
+    )
+    fields: dict[str, Any] = {"reasons": decision.reasons, "qty": decision.qty, "costs": costs}
     return DecisionEvent(
         timestamp=decision.timestamp,
         symbol=decision.symbol,
-        regime=decision.regime.value,
+        regime=decision.regime,
         engine_votes=inputs.consensus.votes,
         consensus_score=decision.consensus_score,
-        action=decision.action.value,
+        action=decision.action,
         expected_edge_bps=decision.expected_edge_bps,
         costs_bps=decision.costs_bps,
         net_edge_bps=decision.net_edge_bps,
         risk_preset=risk_preset,
-        metadata=meta,
+        metadata={
+            "edge_source": inputs.edge_source,
+            "agreement": inputs.consensus.agreement,
+            "consensus_confidence": inputs.consensus.confidence,
+            **extras,
+        },
+        **(fields | typed),
     )

@@ -1,15 +1,10 @@
 """Market data from a real venue through ccxt (sync client, ccxt's own rate limiter on).
 
-Errors are sorted by ccxt's exception tree. Temporary: ``ccxt.OperationFailed``, i.e. the
-``NetworkError`` family (RequestTimeout, ExchangeNotAvailable/OnMaintenance, DDoSProtection,
-RateLimitExceeded, ...) plus its parent's other children (BadResponse/NullResponse) and
-OperationFailed itself, which ccxt raises for Binance's ``-1001 "Internal error; unable to process
-your request. Please try again."`` that comes with a 5xx. These are retried with exponential
-backoff (``retry_backoff_s * 2**attempt``, capped) and become
-:class:`~trading_core.errors.ExchangeTemporaryError` after ``max_retries`` retries. Every other
-ccxt error (the ``ExchangeError`` family: BadSymbol, BadRequest, AuthenticationError,
-InsufficientFunds, NotSupported, ...) is :class:`~trading_core.errors.ExchangePermanentError` at
-once, with no retry.
+Every call goes through :func:`trading_core.market.exchange_calls.call_with_retries`, the
+project's one ccxt call-and-retry helper: ccxt's temporary errors (the ``OperationFailed`` /
+``NetworkError`` family) are retried with its backoff and become
+:class:`~trading_core.errors.ExchangeTemporaryError` after ``max_retries``; every other ccxt
+error is :class:`~trading_core.errors.ExchangePermanentError` at once, with no retry.
 API keys come from :class:`~trading_core.config.models.ExchangeSection` and are never logged.
 """
 

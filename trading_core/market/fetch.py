@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-from trading_core.errors import CoinEngineError
+from trading_core.errors import CoinEngineError, DataValidationError
 from trading_core.market.parquet_store import ParquetStore
 from trading_core.market.source import MarketDataSource, require_utc_window
 from trading_core.observability.logging import get_logger
@@ -73,7 +73,7 @@ def fetch_to_store(
     require_utc_window(since, end)
     step = timedelta(milliseconds=timeframe_ms(timeframe))
     if not symbols:
-        raise ValueError("symbols is empty; name at least one, e.g. ['BTC/USDT']")
+        raise DataValidationError("symbols is empty; name at least one, e.g. ['BTC/USDT']")
     fetched: list[SymbolFetch] = []
     failed: dict[str, str] = {}
     for symbol in symbols:

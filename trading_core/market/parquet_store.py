@@ -30,7 +30,12 @@ from typing import Any, Final, Literal, TypeVar
 
 import polars as pl
 
-from trading_core.errors import CorruptDataFileError, DataSourceError
+from trading_core.errors import (
+    ConfigError,
+    CorruptDataFileError,
+    DataSourceError,
+    DataValidationError,
+)
 from trading_core.market.quality import DataQuality, sum_counts
 from trading_core.market.schema import (
     FUNDING_SCHEMA,
@@ -103,7 +108,7 @@ class ParquetStore:
         """``{BASE}_{QUOTE}-{TIMEFRAME}.parquet``."""
         base, quote = split_symbol(symbol)
         if timeframe not in TIMEFRAMES:
-            raise ValueError(
+            raise DataValidationError(
                 f"timeframe {timeframe!r} is not supported; allowed: {list(TIMEFRAMES)}"
             )
         return f"{base}_{quote}-{timeframe}.parquet"
@@ -287,7 +292,7 @@ class ParquetSource:
         spread_estimator: Literal["edge", "corwin_schultz"] = "edge",
     ) -> None:
         if spread_estimator not in ("edge", "corwin_schultz"):
-            raise ValueError(
+            raise ConfigError(
                 f"spread_estimator {spread_estimator!r}; allowed: 'edge', 'corwin_schultz'"
             )
         self.store = store

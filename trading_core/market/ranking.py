@@ -36,6 +36,7 @@ from typing import Final
 import polars as pl
 
 from trading_core.config.models import CoinSelectionSection
+from trading_core.errors import ConfigError, DataValidationError
 from trading_core.market.quality import DataQuality
 from trading_core.market.schema import UNIVERSE_SCHEMA
 
@@ -122,12 +123,12 @@ def liquidity_ranking(
     ``quality`` (what the snapshot's reads left out) is carried into the result."""
     missing = [c for c in UNIVERSE_SCHEMA if c not in snapshot.columns]
     if missing:
-        raise ValueError(
+        raise DataValidationError(
             f"universe snapshot lacks columns {missing}; required: {list(UNIVERSE_SCHEMA)}"
         )
     if snapshot["symbol"].is_duplicated().any():
         dupes = sorted(set(snapshot.filter(pl.col("symbol").is_duplicated())["symbol"]))
-        raise ValueError(f"universe snapshot lists symbols more than once: {dupes[:10]}")
+        raise DataValidationError(f"universe snapshot lists symbols more than once: {dupes[:10]}")
     removed: dict[str, int] = {}
     kept = snapshot.with_columns(pl.col(pl.Float64).fill_nan(None))
     for name, keep in _filters(selection, quote):
@@ -165,4 +166,4 @@ def _sort_keys(method: str) -> tuple[pl.Expr, ...]:
         return (pl.col("daily_volume_usd").neg(), pl.col("symbol"))
     if method == "spread":
         return (pl.col("spread_bps"), pl.col("symbol"))
-    raise ValueError(f"ranking_method {method!r}; allowed: liquidity_score, volume, spread")
+    raise ConfigError(f"ranking_method {method!r}; allowed: liquidity_score, volume, spread")

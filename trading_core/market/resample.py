@@ -8,6 +8,7 @@ bucket) would carry a misleading range and volume, so it is dropped rather than 
 
 import polars as pl
 
+from trading_core.errors import DataValidationError
 from trading_core.market.schema import OHLCV_COLUMNS, OHLCV_SCHEMA, empty_ohlcv
 from trading_core.types import timeframe_ms
 
@@ -18,7 +19,7 @@ def resample_ohlcv(frame: pl.DataFrame, timeframe_from: str, timeframe_to: str) 
     fine_ms = timeframe_ms(timeframe_from)
     coarse_ms = timeframe_ms(timeframe_to)
     if coarse_ms <= fine_ms or coarse_ms % fine_ms:
-        raise ValueError(
+        raise DataValidationError(
             f"cannot resample {timeframe_from!r} to {timeframe_to!r}: the target must be a "
             f"whole multiple (> 1) of the source timeframe"
         )

@@ -8,6 +8,8 @@ from typing import Final
 
 import polars as pl
 
+from trading_core.errors import DataValidationError
+
 TIMESTAMP: Final = "timestamp"
 OHLCV_COLUMNS: Final[tuple[str, ...]] = ("timestamp", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS: Final[tuple[str, ...]] = ("open", "high", "low", "close")
@@ -28,10 +30,10 @@ def empty_ohlcv() -> pl.DataFrame:
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
-    """``"BTC/USDT"`` -> ``("BTC", "USDT")``; raises ValueError naming the expected form."""
+    """``"BTC/USDT"`` -> ``("BTC", "USDT")``; DataValidationError naming the expected form."""
     base, sep, quote = symbol.partition("/")
     if not sep or not base or not quote:
-        raise ValueError(f"symbol {symbol!r} must look like 'BASE/QUOTE', e.g. 'BTC/USDT'")
+        raise DataValidationError(f"symbol {symbol!r} must look like 'BASE/QUOTE', e.g. 'BTC/USDT'")
     return base, quote
 
 
@@ -59,8 +61,3 @@ def empty_funding() -> pl.DataFrame:
 def universe_frame(rows: list[dict[str, object]]) -> pl.DataFrame:
     """Universe-snapshot rows -> a frame with :data:`UNIVERSE_SCHEMA`, sorted by symbol."""
     return pl.DataFrame(rows, schema=UNIVERSE_SCHEMA).sort("symbol")
-
-
-def symbol_from_parts(base: str, quote: str) -> str:
-    """``("BTC", "USDT")`` -> ``"BTC/USDT"``."""
-    return f"{base}/{quote}"

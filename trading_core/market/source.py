@@ -1,17 +1,18 @@
-"""The one protocol every market-data source implements, and the factory that picks one.
+"""The one protocol every market-data source implements.
 
 Sources: :class:`~trading_core.market.synthetic.SyntheticMarket` (the embedded default),
 :class:`~trading_core.market.parquet_store.ParquetSource` (a local store) and
 :class:`~trading_core.market.ccxt_source.CcxtSource` (Binance and other venues through ccxt).
+They import this module; the factory that picks one by config, which imports them, is
+:func:`trading_core.market.sources.make_source` (so there is no import circle).
 """
 
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import polars as pl
 
-from trading_core.config.models import EngineConfig
+from trading_core.errors import DataValidationError
 
 
 @runtime_checkable
@@ -50,42 +51,8 @@ def require_utc_window(start: datetime, end: datetime) -> None:
     """Reject naive datetimes and empty windows with a message naming the values."""
     for label, value in (("start", start), ("end", end)):
         if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"{label}={value!r} is naive; pass a UTC-aware datetime")
+            raise DataValidationError(f"{label}={value!r} is naive; pass a UTC-aware datetime")
     if end <= start:
-        raise ValueError(
+        raise DataValidationError(
             f"empty window: end={end.isoformat()} must be after start={start.isoformat()}"
         )
-
-
-def make_source(
-    config: EngineConfig,
-    *,
-    store_root: str | Path | None = None,
-    ccxt_client: Any | None = None,
-) -> MarketDataSource:
-    """The source named by ``config.data.source``.
-
-    ``store_root`` overrides ``config.data.store_path`` for the parquet source; ``ccxt_client``
-    injects a ready ccxt exchange object (tests point one at a local server).
-    """
-    choice = config.data.source
-    quote = config.engine.quote
-    if choice == "synthetic":
-        from trading_core.market.synthetic import SyntheticMarket
-
-        return SyntheticMarket(config.data.synthetic, quote=quote)
-    if choice == "parquet":
-        from trading_core.market.parquet_store import ParquetSource, ParquetStore
-
-        return ParquetSource(
-            ParquetStore(
-                store_root or config.data.store_path, endpoint_url=config.storage.endpoint_url
-            ),
-            quote=quote,
-            spread_estimator=config.data.spread_estimator,
-        )
-    if choice == "ccxt":
-        from trading_core.market.ccxt_source import CcxtSource
-
-        return CcxtSource(config.data.exchange, client=ccxt_client, quote=quote)
-    raise ValueError(f"data.source {choice!r} is unknown; allowed: synthetic, parquet, ccxt")

@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from trading_core.config.models import SyntheticMarketSection
-from trading_core.errors import DataSourceError
+from trading_core.errors import ConfigError, DataSourceError
 from trading_core.market.resample import resample_ohlcv
 from trading_core.market.schema import (
     FUNDING_SCHEMA,
@@ -89,7 +89,7 @@ class SyntheticMarket:
 
     def __init__(self, section: SyntheticMarketSection, quote: str = "USDT") -> None:
         if not quote or "/" in quote:
-            raise ValueError(f"quote {quote!r} must be a bare currency code such as 'USDT'")
+            raise ConfigError(f"quote {quote!r} must be a bare currency code such as 'USDT'")
         self.section = section
         self.quote = quote
         self.end = datetime.combine(section.end_date, time(0), tzinfo=UTC)

@@ -14,7 +14,7 @@ Model (per coin, hourly):
   4 degrees of freedom, unit variance; Poisson jumps in PANIC) plus, in ``structured`` mode,
   momentum in TREND (AR(1) coefficient ``0.15 * strength`` and a drift of ``0.04 * strength``
   sigma per bar in a random direction per trend spell) and Ornstein–Uhlenbeck reversion in RANGE
-  toward an exponential moving anchor (``0.08 * strength`` of the gap per bar). ``null`` mode
+  toward an exponential moving anchor (``0.08 * strength`` of the gap per bar). ``no_edge`` mode
   keeps the same regimes and volatility profile but returns are independent draws.
 - candles: the open and close trade at the bid or the ask around the mid path (Roll, 1984), the
   high is an ask and the low a bid, so candle spread estimators (EDGE, Corwin–Schultz) see the

@@ -11,7 +11,7 @@ bars, e.g. while Hamilton was down, bring no evidence and do not count).
 
 import math
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -163,8 +163,3 @@ def _json_floats(values: Mapping[str, float]) -> dict[str, float | None]:
 def verdict_reason(verdict: ShadowVerdict) -> str:
     """One line for the stage history: the decision and every reason behind it."""
     return f"shadow test: {verdict.decision}: " + "; ".join(verdict.reasons)
-
-
-def periods_of(results: Sequence[ShadowResult], challenger: str) -> list[ShadowResult]:
-    """The recorded rows of ``challenger`` in time order (whatever their champion)."""
-    return sorted((r for r in results if r.challenger == challenger), key=lambda r: r.period_start)

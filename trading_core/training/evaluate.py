@@ -114,7 +114,7 @@ def validate_key(frame: CoinFrame, job: CoinJob, regime: Regime) -> KeyValidatio
             timestamps_ms=frame.timestamps_ms,
             label_end_ms=frame.label_end_ms,
         )
-    overall = run_backtest(_concat([r.inputs for r in usable if r.inputs]), runner.bt_config)
+    overall = run_backtest(concat_inputs([r.inputs for r in usable if r.inputs]), runner.bt_config)
     eligible, reason = _eligibility(len(usable), overall.metrics.n_trades, job)
     evidence = sharpe_evidence(
         overall.returns, min_returns=job.config.validation.promotion_gate.min_oos_returns
@@ -266,7 +266,8 @@ def _eligibility(n_windows: int, n_trades: int, job: CoinJob) -> tuple[bool, str
     return True, f"{n_windows} windows, {n_trades} trades"
 
 
-def _concat(parts: Sequence[BacktestInputs]) -> BacktestInputs:
+def concat_inputs(parts: Sequence[BacktestInputs]) -> BacktestInputs:
+    """One coin's inputs of consecutive windows as one (positions carry across windows)."""
     values = {
         f.name: np.concatenate([getattr(p, f.name) for p in parts])
         for f in fields(BacktestInputs)

@@ -6,7 +6,7 @@ is large enough (well over 100 ms) to amortise scheduling.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 import polars as pl
@@ -82,9 +82,3 @@ def _optional(
 ) -> pl.DataFrame | None:
     frame = store.read_clean(symbol, job.timeframe, start=start, end=job.as_of).frame
     return frame if frame.height else None
-
-
-def utc_day_end(partition_key: str) -> datetime:
-    """The end (exclusive) of a ``YYYY-MM-DD`` UTC day."""
-    day = datetime.strptime(partition_key, "%Y-%m-%d").replace(tzinfo=UTC)
-    return day + timedelta(days=1)

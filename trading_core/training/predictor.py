@@ -15,7 +15,7 @@ import polars as pl
 import xgboost as xgb
 
 from trading_core.engines import ML_INPUT_COLUMNS
-from trading_core.training.model import load_booster, predict_bps
+from trading_core.training.model import predict_bps
 
 FloatArray = npt.NDArray[np.float64]
 REGIME_COLUMN = "regime"
@@ -31,12 +31,6 @@ class RegimeModelPredictor:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_empty", not self.boosters)
-
-    @classmethod
-    def from_artifacts(
-        cls, artifacts: Mapping[int, bytes], *, nthread: int = 1
-    ) -> "RegimeModelPredictor":
-        return cls({code: load_booster(blob, nthread=nthread) for code, blob in artifacts.items()})
 
     def __call__(self, frame: pl.DataFrame) -> FloatArray:
         if REGIME_COLUMN not in frame.columns:

@@ -1,6 +1,6 @@
-"""``coin-engine demo`` and ``coin-engine engine run``: the daily DAG from the command line
-(plugged into the ``coin-engine`` app through the ``coin_engine.cli`` entry points). The demo's
-shadow loop is described in :mod:`engine_assets.demo_shadow`."""
+"""``coin-engine demo``: the embedded default end to end (the demo crosses both halves, so it
+belongs to the application package). The daily DAG runs in-process through Dagster
+(:mod:`coin_engine.demo.dag`); the shadow loop is described in :mod:`coin_engine.demo.shadow`."""
 
 import os
 import shutil
@@ -8,83 +8,22 @@ import subprocess
 import sys
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import dagster as dg
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from engine_assets.demo import (
-    DAILY_ORDER,
-    apply_overrides,
-    demo_library,
-    run_daily_dag,
-    summarize,
-    write_report,
+from coin_engine.cli.engine_cmd import (
+    HELD_OUT_DAYS,
+    check_partition,
+    console,
+    default_partition,
+    run_with_progress,
 )
+from coin_engine.demo.dag import StepResult, apply_overrides, demo_library, summarize, write_report
 from trading_core.brain import BrainLibrary
 from trading_core.config import load_config, secret_values
 from trading_core.observability.logging import configure_logging
-
-console = Console()
-engine_app = typer.Typer(help="Run the daily training DAG in-process (Dagster).")
-
-
-def _instance() -> dg.DagsterInstance:
-    """The instance of $DAGSTER_HOME (so `dagster dev` shows the runs), else an ephemeral one."""
-    home = os.environ.get("DAGSTER_HOME")
-    if home:
-        Path(home).mkdir(parents=True, exist_ok=True)
-        template = Path(__file__).resolve().parents[1] / "dagster.yaml"
-        if template.exists() and not (Path(home) / "dagster.yaml").exists():
-            shutil.copy(template, Path(home) / "dagster.yaml")
-        return dg.DagsterInstance.get()
-    return dg.DagsterInstance.ephemeral()
-
-
-HELD_OUT_DAYS = 7
-
-
-def _default_partition() -> str:
-    """The day that leaves the embedded market's last ``HELD_OUT_DAYS`` days unseen by training,
-    so the Hamilton replay after it trades bars no model has learned from."""
-    config = load_config()
-    return str(config.data.synthetic.end_date - timedelta(days=HELD_OUT_DAYS + 1))
-
-
-def _run_with_progress(partition: str, names: tuple[str, ...] = DAILY_ORDER) -> list:  # type: ignore[type-arg]
-    from engine_assets.definitions import defs
-
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} assets"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        task = progress.add_task(f"daily DAG {partition}", total=len(names))
-
-        def on_step(asset: str, phase: str) -> None:
-            if phase == "start":
-                progress.update(task, description=f"{partition}: {asset}")
-            else:
-                progress.advance(task)
-
-        return run_daily_dag(defs, partition, _instance(), on_step=on_step, names=names)
-
-
-@engine_app.command("run")
-def run(
-    partition: Annotated[str | None, typer.Option(help="Daily partition YYYY-MM-DD.")] = None,
-) -> None:
-    """Materialize the whole daily DAG for one partition, in-process."""
-    day = partition or _default_partition()
-    steps = _run_with_progress(day)
-    for step in steps:
-        console.print(f"{step.asset:<22} {step.seconds:6.1f} s")
 
 
 def demo(
@@ -103,11 +42,13 @@ def demo(
     evaluation that promotes or rejects each one, then the new release."""
     # imported here: the shadow loop pulls Hamilton (aiohttp, its engine: ~1 s), which
     # `engine run` never uses
-    from engine_assets.demo_shadow import CHALLENGER_GAP_DAYS, SHADOW_OVERRIDES
+    from coin_engine.demo.shadow import CHALLENGER_GAP_DAYS, SHADOW_OVERRIDES
 
     applied = apply_overrides(SHADOW_OVERRIDES)
-    day = partition or str(
-        date.fromisoformat(_default_partition()) - timedelta(days=CHALLENGER_GAP_DAYS)
+    day = (
+        check_partition(partition)
+        if partition is not None
+        else str(date.fromisoformat(default_partition()) - timedelta(days=CHALLENGER_GAP_DAYS))
     )
     folder = report_dir / f"demo-{day}"
     log_path = _log_to_file(folder)
@@ -115,7 +56,7 @@ def demo(
     if applied:
         console.print(f"demo overrides: {applied}")
     console.print(f"structured logs (the demo's and Hamilton's): {log_path}")
-    steps = _run_with_progress(day)
+    steps = run_with_progress(day)
     library = demo_library()
     stages, best = summarize(library, date.fromisoformat(day))
     write_report(folder, library, date.fromisoformat(day), steps, stages, best, applied)
@@ -143,7 +84,7 @@ def _log_to_file(folder: Path) -> Path:
 
 def _shadow_loop(library: BrainLibrary, first: str, bars: int, folder: Path) -> None:
     """Challengers a week later, the Hamilton shadow replay, the evaluation, the new release."""
-    from engine_assets.demo_shadow import (
+    from coin_engine.demo.shadow import (
         CHALLENGER_DAY_OVERRIDES,
         CHALLENGER_GAP_DAYS,
         SHADOW_OVERRIDES,
@@ -159,7 +100,7 @@ def _shadow_loop(library: BrainLibrary, first: str, bars: int, folder: Path) -> 
     with overridden(CHALLENGER_DAY_OVERRIDES) as applied:
         if applied:
             console.print(f"challenger-day overrides: {applied}")
-        _run_with_progress(second)
+        run_with_progress(second)
     challengers = shadow_models(library, date.fromisoformat(second))
     console.print(
         f"{len(challengers)} challenger(s) in shadow beside their champions: "
@@ -169,7 +110,7 @@ def _shadow_loop(library: BrainLibrary, first: str, bars: int, folder: Path) -> 
     end = load_config().data.synthetic.end_date
     evaluation_day = str(end - timedelta(days=1))
     console.rule(f"[bold]shadow evaluation and release — partition {evaluation_day}")
-    _run_with_progress(evaluation_day, ("shadow_evaluation", "brain_library_push"))
+    run_with_progress(evaluation_day, ("shadow_evaluation", "brain_library_push"))
     verdicts = shadow_verdicts(library, challengers)
     print_verdicts(console, verdicts)
     release = library.latest_release()
@@ -183,7 +124,9 @@ def _shadow_loop(library: BrainLibrary, first: str, bars: int, folder: Path) -> 
     append_shadow_report(folder, verdicts, f"Shadow test overrides: {dict(SHADOW_OVERRIDES)}")
 
 
-def _print_summary(steps: list, stages: dict[str, int], best: list, folder: Path) -> None:  # type: ignore[type-arg]
+def _print_summary(
+    steps: list[StepResult], stages: dict[str, int], best: list[dict[str, Any]], folder: Path
+) -> None:
     table = Table(title="Daily DAG")
     for column in ("asset", "seconds", "highlights"):
         table.add_column(column)
@@ -235,7 +178,7 @@ def _hamilton_replay(day: str, bars: int, log_path: Path) -> None:
     command = [
         sys.executable,
         "-m",
-        "trading_core.cli",
+        "coin_engine",
         "hamilton",
         "run",
         "--paper",

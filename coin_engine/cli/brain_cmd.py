@@ -14,14 +14,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from coin_engine.cli.state import bad_input, config_of
 from trading_core.brain import BrainLibrary, ModelKey, ModelVersion
-from trading_core.cli.app import config_of
+from trading_core.brain.push import push_current_stages
+from trading_core.errors import ModelNotFoundError
 from trading_core.types import Stage
 
 brain_app = typer.Typer(
     help="Brain Library: model versions, stages, releases, artifacts.", no_args_is_help=True
 )
 console = Console()
+KEYS_SHOWN = 12  # keys named in an unknown-key error
 
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept in the stage history).")]
 ActorOption = Annotated[
@@ -199,8 +202,8 @@ def rollback(
     try:
         model_key = ModelKey.parse(str(key))
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="KEY") from exc
-    model = library.rollback(model_key, to_version=to, actor=who, reason=reason)
+        bad_input(f"brain rollback KEY: {exc}")
+    model = _rollback_key(library, model_key, to, who, reason)
     written = _release_current_stages(library, who, f"rollback of {model_key.slug}: {reason}")
     console.print(
         f"[yellow]{model.key.slug}[/yellow] rolled back to [green]{model.name}[/green]; "
@@ -208,12 +211,34 @@ def rollback(
     )
 
 
+def _rollback_key(
+    library: BrainLibrary, key: ModelKey, to: int | None, actor: str, reason: str
+) -> ModelVersion:
+    """``library.rollback`` of a key the library holds; an unknown key, or a key without an
+    earlier production version and no ``--to``, is one line naming what exists, exit 2."""
+    versions = sorted(m.version for m in library.list_models(coin=key.coin) if m.key == key)
+    if not versions:
+        keys = sorted({m.key.slug for m in library.list_models()})
+        shown = ", ".join(keys[:KEYS_SHOWN]) + (" ..." if len(keys) > KEYS_SHOWN else "")
+        bad_input(
+            f"brain rollback: no model key {key.slug!r} in the Brain Library; "
+            + (f"keys: {shown}" if keys else "it holds no model yet")
+            + " (list them: coin-engine brain ls)"
+        )
+    try:
+        return library.rollback(key, to_version=to, actor=actor, reason=reason)
+    except ModelNotFoundError:
+        if to is not None:
+            raise
+        bad_input(
+            f"brain rollback: {key.slug} has no earlier production version to roll back to; "
+            f"give --to VERSION, one of {', '.join(map(str, versions))}"
+        )
+
+
 def _release_current_stages(library: BrainLibrary, actor: str, note: str) -> int | None:
     """A release of today's production and shadow set (what Hamilton follows)."""
-    # imported here: the orchestration module pulls in Dask, which other commands never need
-    from trading_core.training.orchestrate import push_release
-
-    outcome = push_release(library, datetime.now(UTC).date(), note=note, created_by=actor)
+    outcome = push_current_stages(library, datetime.now(UTC).date(), note=note, created_by=actor)
     # unchanged: the latest release already serves these stages (it is the answer too)
     serving = outcome.status in ("pushed", "unchanged") and outcome.release is not None
     return outcome.release.id if serving and outcome.release is not None else None

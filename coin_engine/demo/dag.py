@@ -1,5 +1,5 @@
-"""``coin-engine demo``: the whole daily DAG on the embedded default, through Dagster in-process,
-then a summary and a report folder (markdown + PNG plots).
+"""The daily DAG in-process (``coin-engine demo`` and ``coin-engine engine run``): each asset
+through Dagster, then the demo's summary and report folder (markdown + PNG plots).
 
 Each asset of the day is materialized in turn (one Dagster run per asset, so the progress is
 visible); the scheduled production path runs them as one ``daily_training`` run.
@@ -54,16 +54,6 @@ class StepResult:
     asset: str
     seconds: float
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DemoResult:
-    partition: str
-    steps: list[StepResult]
-    stages: dict[str, int]
-    best: list[dict[str, Any]]
-    release_id: int | None
-    report_dir: Path
 
 
 def apply_overrides(overrides: Mapping[str, str]) -> dict[str, str]:

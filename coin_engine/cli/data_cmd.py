@@ -16,7 +16,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from trading_core.cli.app import config_of
+from coin_engine.cli.state import config_of
 from trading_core.market.fetch import FetchSummary, fetch_to_store
 from trading_core.market.parquet_store import (
     ParquetSource,
@@ -24,7 +24,8 @@ from trading_core.market.parquet_store import (
     universe_snapshot_with_quality,
 )
 from trading_core.market.ranking import liquidity_ranking
-from trading_core.market.source import MarketDataSource, make_source
+from trading_core.market.source import MarketDataSource
+from trading_core.market.sources import make_source
 from trading_core.market.synthetic import SyntheticMarket
 from trading_core.types import TIMEFRAMES
 

@@ -1,13 +1,18 @@
-"""The newest bar of every active coin, prepared in one batched pass with polars: the reference.
+"""Test oracles of Hamilton's production paths (not imported by production code).
 
-Hamilton's hot path is :mod:`hamilton_exec.newest` (numpy across coins, no polars), which must
-give what this path gives; this one stays as the reference for parity tests and benchmarks, and
-serves when the windows are too short for the fast path's regime memories.
+* :func:`prepare_newest_bars`: the newest bar of every active coin prepared with polars, running
+  the very trading_core functions training uses (``compute_features``, ``detect_regimes``,
+  ``rule_signal_arrays``) on trailing windows; the production path
+  (:class:`hamilton_exec.newest.NewestBarPreparer`, numpy across coins) must give what it gives.
+  :func:`use_reference_path` makes an engine prepare its ticks with it (parity tests, the
+  benchmark's peer).
+* :func:`decide_coin`: one coin's decision through the history path (``decision_inputs`` on a
+  single-row :class:`CoinFrame`, ``bar_inputs_at``, ``decide_bar``), the oracle of the batched
+  ``prepare_decisions`` + ``decide_prepared`` that production and the shadow books run.
 
-``prepare_coin_frame`` (what training and the walk-forward use) computes every bar of a coin's
-history; Hamilton needs only the newest bar of each coin, so it runs the same trading_core
-functions on the shortest trailing windows that reproduce the newest bar exactly, for all coins
-at once in one long frame (``by=`` the coin):
+``prepare_coin_frame`` computes every bar of a coin's history; the oracle needs only the newest
+bar of each coin, so it runs the same functions on the shortest trailing windows that reproduce
+the newest bar exactly, for all coins at once in one long frame (``by=`` the coin):
 
 * features: ``warmup_bars() + 1`` bars (finite windows are exact; the exponential averages are
   within 1e-12 relative, as :mod:`trading_core.features.core` states);
@@ -16,50 +21,50 @@ at once in one long frame (``by=`` the coin):
   engines that look back over their context series (BTC's 24-bar return, the 8-bar funding mean);
 * the warm flag counts the coin's bars since Hamilton started following it (``bars_seen``), as
   ``prepare_coin_frame`` counts rows from the start of its frame.
-
-The result is one single-row :class:`~trading_core.training.dataset.CoinFrame` per coin, which
-the decision-inputs functions (:mod:`trading_core.decision.inputs`) consume as they do a history.
 """
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from hamilton_exec.newest import NewestBars
-from hamilton_exec.window import COIN_COLUMN, CoinWindow, long_frame
-from trading_core.config.models import RegimeDetectionSection
-from trading_core.engines import ML_INPUT_COLUMNS, SIGNAL_COLUMNS, EngineContext, ml_input_frame
-from trading_core.engines.learned import ML_WARMUP_BARS
-from trading_core.engines.rules import RULE_INPUT_COLUMNS, rule_signal_arrays
-from trading_core.features import (
-    FEATURE_COLUMNS,
-    NO_LABEL_END_MS,
-    compute_features,
-    warmup_bars,
+from hamilton_exec.decision import CoinDecision, CoinMemory, DecisionContext
+from hamilton_exec.engine import HamiltonEngine
+from hamilton_exec.models import CoinModels
+from hamilton_exec.newest import (
+    FEATURE_BARS,
+    NewestBars,
+    history_bars_needed,
+    regime_frame_bars,
 )
-from trading_core.market.schema import OHLCV_COLUMNS, TIMESTAMP
-from trading_core.regime import detect_regimes
-from trading_core.regime.detector import regime_warmup_bars
+from hamilton_exec.window import COIN_COLUMN, CoinWindow, long_frame
+from trading_core.backtest import bar_inputs_at
+from trading_core.config.models import RegimeDetectionSection
+from trading_core.consensus import engine_votes as vote_records
+from trading_core.costs import BookTop
+from trading_core.decision import consensus_row, decide_bar, decision_event
+from trading_core.decision.inputs import decision_inputs, engine_votes, ml_vote
+from trading_core.engines import (
+    ENGINE_NAMES,
+    ML_INPUT_COLUMNS,
+    SIGNAL_COLUMNS,
+    EngineContext,
+    ml_input_frame,
+)
+from trading_core.engines.rules import RULE_INPUT_COLUMNS, rule_signal_arrays
+from trading_core.features import FEATURE_COLUMNS, NO_LABEL_END_MS, compute_features
+from trading_core.market.schema import OHLCV_COLUMNS, OHLCV_SCHEMA, TIMESTAMP
+from trading_core.regime import RegimeGates, detect_regimes
+from trading_core.risk import RiskState
 from trading_core.training.dataset import CoinFrame
 from trading_core.training.predictor import REGIME_COLUMN
 
 FloatArray = npt.NDArray[np.float64]
 ENGINE_TAIL_BARS: Final = 32  # > the 24-bar BTC return and the 8-bar funding mean
-FEATURE_BARS: Final = warmup_bars() + 1
-
-
-def regime_frame_bars(detection: RegimeDetectionSection) -> int:
-    """Bars of each coin's frame the regime of its newest bar is computed on."""
-    return regime_warmup_bars(detection) + 1
-
-
-def history_bars_needed(detection: RegimeDetectionSection) -> int:
-    """Bars of history that make a coin's newest bar fully warm (features, engines, regime)."""
-    return max(warmup_bars(), ML_WARMUP_BARS, regime_warmup_bars(detection)) + 1
 
 
 @dataclass(frozen=True)
@@ -226,3 +231,112 @@ def _funding(
         values = rates["funding_rate"].cast(pl.Float64).to_numpy()
         out[rows] = np.nan_to_num(_as_of(times, values, at[rows]), nan=0.0)
     return out if found else None
+
+
+def use_reference_path(engine: HamiltonEngine) -> None:
+    """Make ``engine`` prepare its ticks with :func:`prepare_newest_bars`."""
+
+    def prepare(windows: list[CoinWindow]) -> NewestBars:
+        return prepare_newest_bars(
+            windows,
+            timeframe=engine.settings.timeframe,
+            detection=engine.config.regime_gates.detection,
+            btc_window=engine.btc_window,
+            funding=engine.funding,
+            ml_scale_bps=engine.context.ml_scale_bps,
+        ).as_newest()
+
+    engine.prepare_newest = prepare  # type: ignore[method-assign]
+
+
+def coin_frame(batch: NewestBars, index: int) -> CoinFrame:
+    """Row ``index`` of a batch as the single-row CoinFrame the history path reads."""
+    data: dict[str, object] = {TIMESTAMP: batch.timestamps_ms[index : index + 1]}
+    data |= {c: batch.ohlcv[index : index + 1, j] for j, c in enumerate(OHLCV_COLUMNS[1:])}
+    data |= {c: batch.features[index : index + 1, j] for j, c in enumerate(FEATURE_COLUMNS)}
+    bars = pl.DataFrame(data).with_columns(
+        pl.col(TIMESTAMP).cast(OHLCV_SCHEMA[TIMESTAMP]),
+        pl.col(list(FEATURE_COLUMNS)).fill_nan(None),
+        pl.Series(REGIME_COLUMN, batch.regimes[index : index + 1]),
+    )
+    return CoinFrame(
+        symbol=batch.symbols[index],
+        timeframe=batch.timeframe,
+        bars=bars,
+        timestamps_ms=batch.timestamps_ms[index : index + 1].copy(),
+        features=batch.ml_matrix[index : index + 1],
+        rule_signals=batch.rule_signals[index : index + 1],
+        rule_confidences=batch.rule_confidences[index : index + 1],
+        regimes=batch.regimes[index : index + 1],
+        label_bps=np.full(1, np.nan),
+        label_end_ms=np.full(1, NO_LABEL_END_MS, dtype=np.int64),
+        warm=batch.warm[index : index + 1],
+        data_hash="",
+    )
+
+
+def decide_coin(
+    frame: CoinFrame,
+    ml_row: Any,
+    models: CoinModels,
+    memory: CoinMemory,
+    state: RiskState,
+    context: DecisionContext,
+    gates: RegimeGates,
+    *,
+    book: BookTop | None = None,
+    invalid_reason: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> tuple[CoinDecision, RiskState]:
+    """Decide the coin's newest bar through the history path and advance its memory.
+
+    ``invalid_reason`` (stale or rejected data) forces a hold with that reason; a bar still in
+    its warm-up holds with ``warming_up``. The spread handed to ``decide_bar`` is the one the
+    history path resolved (no live book), as the pre-refactor per-coin path did.
+    """
+    forecast = np.full(1, np.nan) if models.predictor is None else models.predictor(ml_row)
+    signal, confidence = ml_vote(forecast, context.ml_scale_bps)
+    votes = engine_votes(frame, signal, confidence, gates)
+    regime = int(frame.regimes[0])
+    close = float(frame.bars["close"][0])
+    memory.close_outcomes(close)
+    reliability = memory.reliability(regime)
+    memory.remember(votes.signals[0], regime, close)
+    inputs, result = decision_inputs(
+        frame,
+        votes,
+        reliability,
+        np.zeros(1, dtype=np.int64),
+        models.tables,
+        params=context.params,
+        cost_params=context.cost_params,
+        horizon_bars=context.horizon_bars,
+        ml_forecast_bps=forecast,
+    )
+    bar = bar_inputs_at(inputs, 0, context.decision_config)
+    records = vote_records(
+        ENGINE_NAMES, votes.signals[0], votes.confidences[0], result.weights[0],
+        votes.enabled[regime],
+    )  # fmt: skip
+    bar = replace(
+        bar,
+        consensus=consensus_row(result, 0, records),
+        book=book,
+        data_valid=bar.data_valid and not invalid_reason,
+        invalid_reason=invalid_reason or ("" if bar.data_valid else "warming_up"),
+        edge_source="ml_brain" if math.isfinite(float(forecast[0])) else "consensus",
+    )
+    decision, state = decide_bar(bar, state, config=context.decision_config)
+    meta = {"model_version": models.version_for(regime), **(metadata or {})}
+    if math.isfinite(float(forecast[0])):
+        meta["ml_forecast_bps"] = float(forecast[0])
+    event = decision_event(decision, bar, risk_preset=context.risk_preset, metadata=meta)
+    outcome = CoinDecision(
+        decision=decision,
+        inputs=bar,
+        event=event,
+        signals=votes.signals[0],
+        weights=np.asarray(result.weights[0]),
+        forecast_bps=float(forecast[0]),
+    )
+    return outcome, state

@@ -9,7 +9,7 @@ import yaml
 from rich.console import Console
 from rich.syntax import Syntax
 
-from trading_core.cli.app import config_of
+from coin_engine.cli.state import bad_input, config_of
 from trading_core.config import config_as_dict, default_config_paths, load_config
 from trading_core.errors import ConfigError
 
@@ -23,6 +23,13 @@ def validate(
 ) -> None:
     """Validate config files (default: the three files in ./config) plus ENGINE__ overrides."""
     files = paths or default_config_paths()
+    for path in files:
+        if path.is_dir():
+            inside = sorted(str(f) for f in path.glob("*.y*ml"))
+            bad_input(
+                f"config validate: {str(path)!r} is a folder; allowed: YAML files"
+                + (f", e.g. {' '.join(inside)}" if inside else "")
+            )
     try:
         config = load_config(files)
     except ConfigError as exc:

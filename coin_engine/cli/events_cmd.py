@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from coin_engine.cli.state import config_of
 from trading_core.brain import EXECUTION_STATUSES, BrainLibrary
-from trading_core.cli.app import config_of
 from trading_core.types import Action
 
 events_app = typer.Typer(
@@ -76,6 +76,8 @@ def query(
         shadow=shadow,
         limit=limit,
     )
+    if not rows:
+        _no_match_hint(symbol=symbol, since=since, action=action, shadow=shadow)
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row, sort_keys=True, default=str))
@@ -98,6 +100,23 @@ def query(
             "-" if outcome is None else f"{outcome['pnl_usd']:+.2f}",
         )
     console.print(table)
+
+
+def _no_match_hint(**filters: object) -> None:
+    """An empty answer is no error (exit 0: scripts may count on it), but says why on stderr:
+    which filters matched nothing, and how to see what there is."""
+    given = " ".join(
+        f"--{name}" if value is True else f"--no-{name}" if value is False else f"--{name} {value}"
+        for name, value in filters.items()
+        if value is not None
+    )
+    where = f"matches {given}" if given else "is stored yet (Hamilton writes them as it decides)"
+    typer.secho(
+        f"hint: no decision event {where}; see the newest events: coin-engine events query "
+        "--limit 20",
+        fg=typer.colors.YELLOW,
+        err=True,
+    )
 
 
 def _bps(value: float | None) -> str:
