@@ -11,8 +11,8 @@ Figures (each with its peer measured in the same run):
   loaded per coin from one trained artifact per regime, so the work per coin is the real
   one); peer: the fast path with every booster predicted by XGBoost itself (no flattened
   forests). The release swap (flattening every booster) is timed too, and the same run again
-  after ``gc.freeze()`` as the service does (``hamilton_exec.heap``: a full collection of the
-  ~0.5 M long-lived objects costs ~150 ms; it is what the p99 of the unfrozen run shows);
+  after ``gc.freeze()`` as the service does (``hamilton_exec.runtime.heap``: a full collection of
+  the ~0.5 M long-lived objects costs ~150 ms; it is what the p99 of the unfrozen run shows);
 * ``prepare_coin_frame`` on an 800-bar window: a per-bar recompute with the training code.
 
 Targets (issue 5): p99 <= 1 ms per coin; 400 coins <= 100 ms per bar.
@@ -32,13 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from hamilton_exec.engine import HamiltonEngine, Tick
-from hamilton_exec.event_store import EventSink
-from hamilton_exec.heap import settle_long_lived_heap
-from hamilton_exec.metrics import HamiltonMetrics
-from hamilton_exec.models import CoinModels, ServedRelease, neutral_tables
+from hamilton_exec.accounting.event_store import EventSink
+from hamilton_exec.market_data.window import Tick, candles_of
+from hamilton_exec.runtime.heap import settle_long_lived_heap
 from hamilton_exec.settings import HamiltonSettings
-from hamilton_exec.window import candles_of
+from hamilton_exec.telemetry.hamilton_metrics import HamiltonMetrics
+from hamilton_exec.tick.hamilton_engine import HamiltonEngine
+from hamilton_exec.tick.served_release import CoinModels, ServedRelease, neutral_tables
 from trading_core.brain.records import Release
 from trading_core.config.models import EngineConfig
 from trading_core.market.synthetic import SyntheticMarket

@@ -24,9 +24,9 @@ Issue 12's figures, each printed and written to ``bench/results/hamilton_live.js
    one struck), ``save_state`` after every tick as the service does, the broker given the rest
    of the "minute" to finish, and one restart midway (state saved -> broker stopped, events
    flushed -> new broker + engine -> restore -> ``reconcile_at_start``, as
-   ``hamilton_exec/app.py`` does). Checked: no crash, decision events in the library == ticks x
-   coins after the final flush, one exchange order per client order id; RSS of this process and
-   of the simulator every ``--rss-every`` ticks. The service's periodic reconcile is off by
+   ``hamilton_exec/runtime/wiring.py`` does). Checked: no crash, decision events in the library ==
+   ticks x coins after the final flush, one exchange order per client order id; RSS of this process
+   and of the simulator every ``--rss-every`` ticks. The service's periodic reconcile is off by
    default (``--reconcile-every N`` turns it on: read with the broker quiet, or with
    ``--reconcile-overlap`` in a thread while the next tick's orders go out).
 
@@ -69,18 +69,18 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 
-from hamilton_exec.app import reconcile_at_start
-from hamilton_exec.brokers import Broker, OrderReport, OrderRequest, PaperBroker
-from hamilton_exec.engine import HamiltonEngine, Tick, TickReport
-from hamilton_exec.event_store import EventSink
-from hamilton_exec.heap import settle_long_lived_heap
-from hamilton_exec.live_broker import CcxtBroker
-from hamilton_exec.live_client import BrokerMetric
-from hamilton_exec.metrics import HamiltonMetrics
-from hamilton_exec.models import CoinModels, ServedRelease, neutral_tables
-from hamilton_exec.service import save_state
+from hamilton_exec.accounting.event_store import EventSink
+from hamilton_exec.execution.brokers import Broker, OrderReport, OrderRequest, PaperBroker
+from hamilton_exec.execution.live_broker import CcxtBroker
+from hamilton_exec.execution.live_client import BrokerMetric
+from hamilton_exec.market_data.window import Candle, Tick
+from hamilton_exec.runtime.heap import settle_long_lived_heap
+from hamilton_exec.runtime.service import save_state
+from hamilton_exec.runtime.wiring import reconcile_at_start
 from hamilton_exec.settings import HamiltonSettings
-from hamilton_exec.window import Candle
+from hamilton_exec.telemetry.hamilton_metrics import HamiltonMetrics
+from hamilton_exec.tick.hamilton_engine import HamiltonEngine, TickReport
+from hamilton_exec.tick.served_release import CoinModels, ServedRelease, neutral_tables
 from trading_core.brain import BrainLibrary
 from trading_core.brain.records import ModelKey, Release
 from trading_core.config.models import EngineConfig
@@ -470,7 +470,8 @@ class BrokerEvents:
 
 
 def live_broker(config: EngineConfig, on_metric: BrokerEvents) -> CcxtBroker:
-    """As ``hamilton_exec.app._live_broker``: own ccxt client, markets loaded, clock measured."""
+    """As ``hamilton_exec.runtime.wiring._live_broker``: own ccxt client, markets loaded, clock
+    measured."""
     exchange, orders = config.data.exchange, config.hamilton.orders
     client = build_ccxt_client(exchange, market_types=(orders.market_type,))
     broker = CcxtBroker(
@@ -1142,7 +1143,7 @@ def _restart(soak: Soak, until: int) -> None:
     """As a restart of the service: the state saved after the tick (orders may be in flight),
     the old broker stopped and the events flushed (the service's stop); a new broker and engine
     restored from the saved state, windows refilled, restored orders settled and the exchange
-    reconciled (``hamilton_exec.app.build_service``)."""
+    reconciled (``hamilton_exec.runtime.wiring.build_service``)."""
     began = time.perf_counter()
     setup, old = soak.setup, soak.engine
     soak.join_reader()

@@ -1,14 +1,15 @@
 """Issue 14: close -> decision for every coin, streaming feed vs REST polling, against the
 local Binance simulator (``hamilton_exec.exchange_sim``) at real time (``time_scale=1``).
 
-* **Streaming lane**: :class:`hamilton_exec.stream_feed.StreamingFeed` (ccxt.pro, one
+* **Streaming lane**: :class:`hamilton_exec.market_data.stream_feed.StreamingFeed` (ccxt.pro, one
   ``watch_ohlcv_for_symbols`` for all coins + bookTicker), client from ``build_ccxt_client(...,
   streaming=True)`` with ccxt's defaults; REST parts (fills) through a ``CcxtSource`` with ccxt's
   rate limiter ON as in production. Per bar: close -> tick emitted (all coins' final bars in
   hand) and close -> end of ``engine.on_tick`` (all decisions). The first tick (the bar that
   closed before the subscription: REST-filled, or empty when the set-up ended past
   ``bar_grace_s`` after its close) is reported apart and excluded from the figures.
-* **Polling lane**: :class:`hamilton_exec.feeds.PollingFeed` over a ``CcxtSource`` with ccxt's
+* **Polling lane**: :class:`hamilton_exec.market_data.feeds.PollingFeed` over a ``CcxtSource`` with
+ccxt's
   rate limiter ON (binance ``rateLimit`` x the klines cost), the coins one after another; one
   bar close; stopped at ``--poll-limit-s`` with the count fetched (extrapolated from the
   measured per-request time).
@@ -42,12 +43,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import hamilton_live as hl
 
-from hamilton_exec.brokers import PaperBroker
-from hamilton_exec.engine import utc_ms
-from hamilton_exec.feeds import PollingFeed
-from hamilton_exec.heap import settle_long_lived_heap
-from hamilton_exec.sensors import warm_start
-from hamilton_exec.stream_feed import StreamingFeed
+from hamilton_exec.execution.brokers import PaperBroker
+from hamilton_exec.market_data.feeds import PollingFeed
+from hamilton_exec.market_data.stream_feed import StreamingFeed
+from hamilton_exec.market_data.window import utc_ms
+from hamilton_exec.runtime.heap import settle_long_lived_heap
+from hamilton_exec.runtime.release_sensor import warm_start
 from trading_core.config.models import (
     EngineConfig,
     ExchangeSection,
@@ -202,7 +203,7 @@ async def poll_lane(feed: PollingFeed, engine: Any, limit_s: float) -> dict[str,
             "extrapolated_close_to_tick_s": per * len(feed.symbols),
         }
     t_tick = time.time()
-    from hamilton_exec.engine import Tick
+    from hamilton_exec.market_data.window import Tick
 
     engine.on_tick(Tick(forming, candles, datetime.now(UTC)))
     t_done = time.time()

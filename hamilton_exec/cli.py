@@ -25,8 +25,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hamilton_exec.app import build_service
-from hamilton_exec.control import (
+from hamilton_exec.runtime.control import (
     ControlAction,
     ControlError,
     call_service,
@@ -37,9 +36,10 @@ from hamilton_exec.control import (
     service_url,
     write_control,
 )
-from hamilton_exec.service import STATE_FILE, RunSummary, load_state
+from hamilton_exec.runtime.service import STATE_FILE, RunSummary, load_state
+from hamilton_exec.runtime.status import build_status, render_status
+from hamilton_exec.runtime.wiring import build_service
 from hamilton_exec.settings import HamiltonSettings, Mode, ReplayWindow, check_live_allowed
-from hamilton_exec.status import build_status, render_status
 from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
 from trading_core.market.source import MarketDataSource
@@ -228,7 +228,7 @@ def _secrets(config: EngineConfig) -> list[str]:
 
 
 def _print_summary(summary: RunSummary, engine: object) -> None:
-    from hamilton_exec.engine import HamiltonEngine
+    from hamilton_exec.tick.hamilton_engine import HamiltonEngine
 
     assert isinstance(engine, HamiltonEngine)  # noqa: S101 - built by build_service
     capital = engine.config.risk.initial_capital_usd
@@ -260,7 +260,7 @@ def _print_summary(summary: RunSummary, engine: object) -> None:
 
 
 def _print_shadow(engine: object) -> None:
-    from hamilton_exec.engine import HamiltonEngine
+    from hamilton_exec.tick.hamilton_engine import HamiltonEngine
 
     assert isinstance(engine, HamiltonEngine)  # noqa: S101 - built by build_service
     pairs = engine.shadow.pairs

@@ -41,8 +41,8 @@ from typer.testing import CliRunner
 
 from coin_engine.cli.brain_cmd import brain_app
 from engine_assets.definitions import DAILY_ASSETS, build_resources
-from hamilton_exec.app import build_service
-from hamilton_exec.sensors import ReleaseSensor
+from hamilton_exec.runtime.release_sensor import ReleaseSensor
+from hamilton_exec.runtime.wiring import build_service
 from hamilton_exec.settings import HamiltonSettings, ReplayWindow
 from tests.integration.dagster_fixtures import engine_env
 from tests.integration.hamilton_fixtures import (

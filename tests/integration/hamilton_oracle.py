@@ -3,7 +3,8 @@
 * :func:`prepare_newest_bars`: the newest bar of every active coin prepared with polars, running
   the very trading_core functions training uses (``compute_features``, ``detect_regimes``,
   ``rule_signal_arrays``) on trailing windows; the production path
-  (:class:`hamilton_exec.newest.NewestBarPreparer`, numpy across coins) must give what it gives.
+  (:class:`hamilton_exec.tick.newest_bars.NewestBarPreparer`, numpy across coins) must give what it
+  gives.
   :func:`use_reference_path` makes an engine prepare its ticks with it (parity tests, the
   benchmark's peer).
 * :func:`decide_coin`: one coin's decision through the history path (``decision_inputs`` on a
@@ -32,16 +33,16 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from hamilton_exec.decision import CoinDecision, CoinMemory, DecisionContext
-from hamilton_exec.engine import HamiltonEngine
-from hamilton_exec.models import CoinModels
-from hamilton_exec.newest import (
+from hamilton_exec.market_data.window import COIN_COLUMN, CoinWindow, long_frame
+from hamilton_exec.tick.coin_decisions import CoinDecision, CoinMemory, DecisionContext
+from hamilton_exec.tick.hamilton_engine import HamiltonEngine
+from hamilton_exec.tick.newest_bars import (
     FEATURE_BARS,
     NewestBars,
     history_bars_needed,
     regime_frame_bars,
 )
-from hamilton_exec.window import COIN_COLUMN, CoinWindow, long_frame
+from hamilton_exec.tick.served_release import CoinModels
 from trading_core.backtest import bar_inputs_at
 from trading_core.config.models import RegimeDetectionSection
 from trading_core.consensus import engine_votes as vote_records

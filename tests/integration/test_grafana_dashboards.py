@@ -19,8 +19,8 @@ import pytest
 import yaml
 from prometheus_client import start_http_server
 
-from hamilton_exec.metrics import HamiltonMetrics
-from hamilton_exec.sensors import export_pipeline_metrics
+from hamilton_exec.runtime.release_sensor import export_pipeline_metrics
+from hamilton_exec.telemetry.hamilton_metrics import HamiltonMetrics
 from tests.integration.prometheus_harness import (
     PrometheusServer,
     dashboard_exprs,
@@ -300,7 +300,8 @@ def live_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Promet
 
 def test_live_trading_exprs_find_real_hamilton_metrics(live_prometheus: PrometheusServer) -> None:
     """Every expression of the row runs on a real Prometheus and finds the series that
-    hamilton_exec.metrics exports (names, labels, the _total and _bucket suffixes)."""
+    hamilton_exec.telemetry.hamilton_metrics exports (names, labels, the _total and _bucket
+    suffixes)."""
     exprs = _live_exprs()
     assert {panel for panel, _ in exprs} == set(LIVE_PANELS)
     empty = [(panel, expr) for panel, expr in exprs if not live_prometheus.query(expr)["result"]]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from hamilton_exec.feed_metrics import FeedMetrics
+from hamilton_exec.telemetry.feed_metrics import FeedMetrics
 from tests.integration.prometheus_harness import (
     PrometheusServer,
     PromQLError,

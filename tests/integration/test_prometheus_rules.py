@@ -12,7 +12,7 @@ import pytest
 import yaml
 from prometheus_client import start_http_server
 
-from hamilton_exec.metrics import HamiltonMetrics
+from hamilton_exec.telemetry.hamilton_metrics import HamiltonMetrics
 from tests.integration.prometheus_harness import (
     REPO_ROOT,
     PrometheusServer,
@@ -196,9 +196,10 @@ def live_trading_bad_hour(metrics: HamiltonMetrics) -> None:
 def live_hamilton_prometheus(
     tmp_path: Path, rule_files: Sequence[Path] = ()
 ) -> Iterator[PrometheusServer]:
-    """A real Prometheus scraping Hamilton's own metrics object (hamilton_exec.metrics) through
-    live_trading_normal, then live_trading_bad_hour: every rate() and increase() has a sample
-    from before the bad hour and one from after."""
+    """A real Prometheus scraping Hamilton's own metrics object
+    (hamilton_exec.telemetry.hamilton_metrics) through live_trading_normal, then
+    live_trading_bad_hour: every rate() and increase() has a sample from before the bad hour and one
+    from after."""
     require_prometheus_tools()
     metrics = HamiltonMetrics(venue="binance")
     live_trading_normal(metrics)

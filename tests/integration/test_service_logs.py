@@ -32,9 +32,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from hamilton_exec.app import build_service
-from hamilton_exec.metrics import fit_seconds
+from hamilton_exec.runtime.wiring import build_service
 from hamilton_exec.settings import HamiltonSettings, ReplayWindow
+from hamilton_exec.telemetry.hamilton_metrics import fit_seconds
 from tests.e2e.test_dagster_cli import SMALL
 from tests.integration.brain_fixtures import PG_ADMIN_DSN, require_postgres
 from tests.integration.dagster_fixtures import engine_env

@@ -25,11 +25,11 @@ from typing import Any
 import ccxt
 from pydantic import SecretStr
 
-from hamilton_exec.brokers import OrderReport, OrderRequest, client_order_id
-from hamilton_exec.exchange_clock import ExchangeClock
-from hamilton_exec.live_broker import CcxtBroker
-from hamilton_exec.live_client import BrokerMetric
-from hamilton_exec.send_journal import SendJournal
+from hamilton_exec.execution.brokers import OrderReport, OrderRequest, client_order_id
+from hamilton_exec.execution.exchange_clock import ExchangeClock
+from hamilton_exec.execution.live_broker import CcxtBroker
+from hamilton_exec.execution.live_client import BrokerMetric
+from hamilton_exec.execution.send_journal import SendJournal
 from trading_core.config.models import ExchangeSection, OrdersSection
 
 RECV_WINDOW_MS = 5_000

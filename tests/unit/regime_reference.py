@@ -1,5 +1,6 @@
 """The regime detector as it was before its numba kernels: polars expressions and numpy, kept
-frozen as the oracle the kernels must reproduce bit for bit (tests/unit/test_regime_kernels.py).
+frozen as the oracle the kernels must reproduce bit for bit
+(tests/unit/trading_core/regime/test_regime_kernels.py).
 
 The body is the pre-kernel ``trading_core/regime/detector.py`` (raw stage and hysteresis) with
 only renames; do not "fix" it: it is the definition of the expected output.

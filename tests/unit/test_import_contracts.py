@@ -83,6 +83,7 @@ BREAKS: list[tuple[dict[str, str], str]] = [
     ({"trading_core/_leak.py": "from dagster import asset\n"}, "domain-pure"),
     ({"hamilton_exec/_leak.py": "import engine_assets.definitions\n"}, "halves-independent"),
     ({"engine_assets/_leak.py": "import coin_engine.cli.app\n"}, "layers"),
+    ({"hamilton_exec/tick/_leak.py": "import hamilton_exec.runtime.wiring\n"}, "hamilton-layers"),
     (
         {"hamilton_exec/_leak.py": "from trading_core.training import distributed\n"},
         "hamilton-no-training-fanout",

@@ -2,9 +2,9 @@
 
 A *row* is one bar of one coin: a coin's history (a :class:`CoinFrame`'s rows, the walk-forward
 backtest) or the newest bar of many coins (Hamilton's batch, built by
-``hamilton_exec.newest.NewestBars.decision_columns``). The market inputs come from the feature
-columns named below (``compute_features``): ATR = ``atr_14_pct x close``, one bar's volatility =
-``realized_vol_24`` (log-return standard deviation), the candle spread estimate =
+``hamilton_exec.tick.newest_bars.NewestBars.decision_columns``). The market inputs come from the
+feature columns named below (``compute_features``): ATR = ``atr_14_pct x close``, one bar's
+volatility = ``realized_vol_24`` (log-return standard deviation), the candle spread estimate =
 ``spread_cs_bps``. A row whose features are still warming up is flagged invalid (the decision
 step holds on it).
 """

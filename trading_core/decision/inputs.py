@@ -13,8 +13,8 @@ otherwise the consensus score is mapped to one with the regime's information coe
 
 :func:`decision_rows` is the one place that turns market columns, a consensus and forecasts into
 per-row decision inputs: :func:`decision_inputs` feeds it a coin's history (the walk-forward
-backtest), ``hamilton_exec.decision.prepare_decisions`` the newest bar of every coin of a tick
-(production and shadow books).
+backtest), ``hamilton_exec.tick.coin_decisions.prepare_decisions`` the newest bar of every coin of a
+tick (production and shadow books).
 """
 
 from dataclasses import dataclass

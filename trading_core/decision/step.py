@@ -18,7 +18,8 @@ the decision's ``expected_edge_bps`` is that forecast in the direction of the tr
 
 The logic itself is :func:`trading_core.decision.kernel.decide_core` (numba), which the
 backtest kernel calls bar by bar, so a replay through :func:`decide_bar` and through the
-backtest gives the same decisions (bit for bit; ``tests/unit/test_backtest.py`` checks it).
+backtest gives the same decisions (bit for bit;
+``tests/unit/trading_core/backtest/test_backtest.py`` checks it).
 """
 
 from collections.abc import Mapping

@@ -4,8 +4,8 @@ The polars expressions of :mod:`~trading_core.features.core` are the definition;
 evaluates the same formulas bar by bar in compiled code, because a year of 1h bars per coin
 spends most of its polars time in fixed per-expression costs (about 90 expressions in five
 stages), not in arithmetic. Both are tested equal on synthetic and real candles
-(``tests/unit/test_features_compiled.py``) to 1e-9 relative; nulls of the warm-up are NaN here
-and become nulls in :func:`~trading_core.features.compute.compute_features`.
+(``tests/unit/trading_core/features/test_features_compiled.py``) to 1e-9 relative; nulls of the
+warm-up are NaN here and become nulls in :func:`~trading_core.features.compute.compute_features`.
 
 The kernel's column order is :data:`KERNEL_COLUMNS`, derived from the registry
 (:mod:`trading_core.features.registry`: each feature's ``kernel_slot``); the kernel code below

@@ -11,7 +11,7 @@ in the compiled kernel's matrix and its newest-bar function. From :data:`FEATURE
   mask and the naming of its columns (:mod:`trading_core.features.compute`);
 * the newest-bar path (:func:`trading_core.features.lastbar.newest_bar_features`);
 * the parity tests (polars vs kernel vs newest bar, warm-up nulls), parametrized over
-  :data:`FEATURES` in ``tests/unit/test_features_registry.py``.
+  :data:`FEATURES` in ``tests/unit/trading_core/features/test_features_registry.py``.
 
 Adding a feature:
 

@@ -1,9 +1,9 @@
 """The project's one ccxt call-and-retry helper: how a ccxt error is read, the backoff
 schedule, and one exchange call with retries. Used by the market-data source
 (:mod:`trading_core.market.ccxt_source`, and through it :mod:`trading_core.market.fetch`), the
-live broker's reads (:mod:`hamilton_exec.live_snapshot`), its order-send backoff
-(:mod:`hamilton_exec.live_send`) and the websocket feed's reconnects
-(:mod:`hamilton_exec.stream_feed`).
+live broker's reads (:mod:`hamilton_exec.execution.live_snapshot`), its order-send backoff
+(:mod:`hamilton_exec.execution.live_send`) and the websocket feed's reconnects
+(:mod:`hamilton_exec.market_data.stream_feed`).
 
 Temporary (:func:`is_temporary`): ``ccxt.OperationFailed`` (the ``NetworkError`` family:
 RequestTimeout, ExchangeNotAvailable, DDoSProtection/RateLimitExceeded, InvalidNonce, ...; and
@@ -19,7 +19,8 @@ The ccxt exception is named in the message, not chained: its text may quote the 
 
 Order placement is NOT retried this way: a timed-out ``create_order`` may have been accepted,
 so the live broker looks it up by its client order id instead (its finer reading of a send's
-error is :func:`hamilton_exec.live_client.classify_send_error`; :mod:`hamilton_exec.live_send`).
+error is :func:`hamilton_exec.execution.live_client.classify_send_error`;
+:mod:`hamilton_exec.execution.live_send`).
 """
 
 import time

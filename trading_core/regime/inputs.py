@@ -10,8 +10,8 @@ window ending at the bar; :data:`RAW_INPUTS` declares them. Both paths read this
   function evaluates it at the last bar of many coins' tails (numpy), and the tail it needs
   (:func:`tail_bars`) comes from the same warm-ups.
 
-``tests/unit/test_regime_inputs.py`` checks, input by input, that the kernel row equals the
-newest-bar function on every bar and that each input is defined from exactly its warm-up.
+``tests/unit/trading_core/regime/test_regime_inputs.py`` checks, input by input, that the kernel row
+equals the newest-bar function on every bar and that each input is defined from exactly its warm-up.
 Adding an input: declare it here, write its row in ``kernels.bar_inputs`` (and a new ``I_*``
 row number there) and read it in the label rules (``kernels.raw_labels`` and
 ``incremental._raw_codes``).

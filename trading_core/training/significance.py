@@ -18,8 +18,9 @@
 
 Hand-written because neither scipy, statsmodels nor arch ships these formulas (arch's SPA /
 StepM test a cross-section of bootstrap losses, not one Sharpe ratio's moments); each is tested
-against the papers' worked examples and against simulation (``tests/unit/test_significance.py``).
-All Sharpe ratios here are per bar (not annualized), so ``n`` is the number of bars.
+against the papers' worked examples and against simulation
+(``tests/unit/trading_core/training/test_significance.py``). All Sharpe ratios here are per bar (not
+annualized), so ``n`` is the number of bars.
 """
 
 import math

@@ -1,0 +1,1 @@
+"""Closed bars and order books in: replay, polling and streaming feeds, feed health."""

@@ -1,0 +1,1 @@
+"""What Hamilton exports to Prometheus: the service metrics and the market-data feed health."""
