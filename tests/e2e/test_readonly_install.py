@@ -54,7 +54,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = Path("/usr/bin/python3.11")
 IMAGE_TARGET = "hamilton"  # the image whose ENV the commands run under
 NOBODY = 65534
-SOURCES = ("pyproject.toml", "README.md", "trading_core", "engine_assets", "hamilton_exec")
+SOURCES = (
+    "pyproject.toml",
+    "README.md",
+    "trading_core",
+    "engine_assets",
+    "hamilton_exec",
+    "coin_engine",
+)
 LOCATOR_ERROR = "no locator available for file"
 TIMEOUT_S = 240
 
@@ -224,11 +231,19 @@ def installed() -> Iterator[Installed]:
 def test_readonly_install_without_numba_cache_dir_fails_like_the_image(
     installed: Installed,
 ) -> None:
-    """The condition is reproduced: the image's crash (issue 13) in migrate and on a worker."""
+    """The condition is reproduced: the image's crash (issue 13) in Hamilton and on a worker.
+    ``brain migrate`` crashed too until issue 15: the Brain Library commands no longer load
+    numba at all, so it now succeeds without the setting."""
     migrate = installed.run("coin-engine", "brain", "migrate", numba_cache=False)
-    assert migrate.returncode == 1
-    assert "RuntimeError: cannot cache function" in migrate.stderr
-    assert LOCATOR_ERROR in migrate.stderr and str(installed.venv) in migrate.stderr
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    replay = installed.run(
+        "coin-engine", "hamilton", "run", "--replay", "--max-bars", "3", "--speed", "0",
+        "--symbols", ",".join(installed.symbols), "--metrics-port", "0", "--health-port", "0",
+        numba_cache=False,
+    )  # fmt: skip
+    assert replay.returncode != 0
+    assert "cannot cache function" in replay.stderr, replay.stderr[-3000:]
+    assert LOCATOR_ERROR in replay.stderr and str(installed.venv) in replay.stderr
     task = installed.run("python", str(installed.root / "dask_task.py"), numba_cache=False)
     assert task.returncode == 1
     assert "cannot cache function" in task.stderr and LOCATOR_ERROR in task.stderr
@@ -264,6 +279,6 @@ def test_readonly_install_with_image_settings_migrates_replays_and_runs_a_dask_t
     assert result["file"].startswith(str(installed.venv))
     assert result["out"][3:] == [t - 1.5 for t in range(3, 8)]
 
-    cache = Path(installed.image_env["NUMBA_CACHE_DIR"])  # the migrate above needed it
+    cache = Path(installed.image_env["NUMBA_CACHE_DIR"])  # the replay above needed it
     assert list(cache.rglob("*.nbi")), "numba wrote no index into NUMBA_CACHE_DIR"
     assert not list(installed.venv.rglob("*.nbi")), "numba wrote into the read-only install"
