@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from trading_core.config.models import EngineConfig
-from trading_core.errors import LiveTradingRefusedError
+from trading_core.errors import ConfigError, LiveTradingRefusedError
 from trading_core.types import timeframe_ms
 
 Mode = Literal["paper", "shadow", "live"]
@@ -31,11 +31,11 @@ class ReplayWindow:
         for name in ("start", "end"):
             moment = getattr(self, name)
             if moment.tzinfo is None or moment.utcoffset() != timedelta(0):
-                raise ValueError(f"replay {name} {moment!r} must be timezone-aware UTC")
+                raise ConfigError(f"replay {name} {moment!r} must be timezone-aware UTC")
         if self.end <= self.start:
-            raise ValueError(f"replay window is empty: end {self.end} <= start {self.start}")
+            raise ConfigError(f"replay window is empty: end {self.end} <= start {self.start}")
         if not self.speed >= 0.0:
-            raise ValueError(f"replay speed {self.speed!r} must be >= 0 (0: no waiting)")
+            raise ConfigError(f"replay speed {self.speed!r} must be >= 0 (0: no waiting)")
 
 
 @dataclass(frozen=True)
@@ -62,14 +62,14 @@ class HamiltonSettings:
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
-            raise ValueError(f"mode {self.mode!r}; allowed: {list(MODES)}")
+            raise ConfigError(f"mode {self.mode!r}; allowed: {list(MODES)}")
         timeframe_ms(self.timeframe)
         if self.max_bars is not None and self.max_bars < 1:
-            raise ValueError(f"max_bars {self.max_bars!r} must be >= 1")
+            raise ConfigError(f"max_bars {self.max_bars!r} must be >= 1")
         if self.mode == "live" and self.replay is not None:
-            raise ValueError("a replay never trades live: drop --live or --replay")
+            raise ConfigError("a replay never trades live: drop --live or --replay")
         if not self.flush_timeout_s > 0.0:
-            raise ValueError(f"flush_timeout_s {self.flush_timeout_s!r} must be > 0")
+            raise ConfigError(f"flush_timeout_s {self.flush_timeout_s!r} must be > 0")
 
     @property
     def bar_ms(self) -> int:

@@ -40,7 +40,7 @@ from hamilton_exec.telemetry.hamilton_metrics import HamiltonMetrics
 from hamilton_exec.tick.hamilton_engine import HamiltonEngine
 from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
-from trading_core.errors import CoinEngineError
+from trading_core.errors import CoinEngineError, ConfigError
 from trading_core.market.ccxt_source import CcxtSource, build_ccxt_client
 from trading_core.market.source import MarketDataSource
 from trading_core.market.sources import make_source
@@ -69,7 +69,7 @@ def choose_symbols(
     if settings.symbols:
         unknown = [s for s in settings.symbols if s not in listed]
         if unknown:
-            raise ValueError(f"symbols {unknown} are not listed by source {source.name!r}")
+            raise ConfigError(f"symbols {unknown} are not listed by source {source.name!r}")
         return tuple(sorted(settings.symbols))
     quote = config.engine.quote
     from_release = [f"{c}/{quote}" for c in production_coins if f"{c}/{quote}" in listed]

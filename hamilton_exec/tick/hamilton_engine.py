@@ -70,6 +70,7 @@ from trading_core.decision import (
     decide_bar,
     decision_event,
 )
+from trading_core.errors import ConfigError
 from trading_core.events import DecisionEvent
 from trading_core.observability.logging import get_logger
 from trading_core.regime import RegimeGates
@@ -122,7 +123,7 @@ class HamiltonEngine(OrderDesk):
         now: datetime | None = None,
     ) -> None:
         if not symbols:
-            raise ValueError("no active symbols: give --symbols or serve a release with models")
+            raise ConfigError("no active symbols: give --symbols or serve a release with models")
         self.config, self.settings = config, settings
         self.symbols = tuple(sorted(symbols))
         self.context = decision_context(config, settings.timeframe)
