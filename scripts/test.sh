@@ -14,4 +14,4 @@ echo "== lint-imports"; lint-imports --no-cache  # the package boundaries: [tool
 echo "== pytest"
 rm -f .coverage .coverage.*
 COVERAGE_PROCESS_START="$PWD/pyproject.toml" \
-  pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider "$@"
+  pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider --durations=30 "$@"

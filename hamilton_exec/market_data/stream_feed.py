@@ -100,7 +100,6 @@ class StreamingFeed(PollingFeed):
         self._fill_now = False
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: DataSourceError | None = None
-        self._depth_checked_at = 0.0
 
     # --- ticks --------------------------------------------------------------------------
 
@@ -309,16 +308,19 @@ class StreamingFeed(PollingFeed):
         self._on_depth(book)
 
     def _depth_books_lost(self) -> bool:
-        """Whether ccxt dropped a coin's book after a sequence gap without telling this watch
-        (it rejects the coin's own future; when another coin's update settled the shared watch
-        first, the error is lost and the coin's book is never rebuilt). Looked at every
-        ``WAKE_S`` at most: at 400 coins books update thousands of times a second."""
-        now = asyncio.get_running_loop().time()
-        if now - self._depth_checked_at < WAKE_S:
-            return False
-        self._depth_checked_at = now
+        """Whether ccxt dropped a coin's book after a sequence gap without telling this watch.
+
+        ccxt rejects only the coin's own future; when another coin's update settled the shared
+        watch first, the error is lost, and the next watch would re-subscribe and rebuild the
+        book silently (no log, no count). This runs before every watch, so it always sees the
+        drop first: an O(1) length test on every call (at 400 coins books update thousands of
+        times a second), the full scan only when a book is missing. Throttling this check by
+        time (as it once was) let ccxt's silent rebuild win under load.
+        """
         books = getattr(self.client, "orderbooks", {})
-        return bool(books) and any(s not in books for s in self.symbols)
+        if not books:
+            return False  # not subscribed yet, or every book is being rebuilt
+        return len(books) < len(self.symbols) and any(s not in books for s in self.symbols)
 
     async def _resync_depth(self, reason: str) -> None:
         """Unsubscribe every book; the next watch subscribes again and syncs from snapshots."""
