@@ -40,6 +40,7 @@ from trading_core.decision import (
     BarInputs,
     Decision,
     DecisionConfig,
+    EventOrigin,
     consensus_row,
     decide_bar,
     decision_event,
@@ -271,15 +272,22 @@ def decide_prepared(
     state: RiskState,
     context: DecisionContext,
     *,
-    metadata: dict[str, Any] | None = None,
+    origin: EventOrigin,
+    model_version: str | None = None,
 ) -> tuple[CoinDecision, RiskState]:
-    """``decide_bar`` and the DecisionEvent of a prepared bar."""
+    """``decide_bar`` and the DecisionEvent of a prepared bar, recorded with ``origin`` and
+    ``model_version`` (default: the prepared bar's; a shadow challenger names itself)."""
     decision, state = decide_bar(prepared.inputs, state, config=context.decision_config)
-    meta = {"model_version": prepared.model_version, **(metadata or {})}
-    if math.isfinite(prepared.forecast_bps):
-        meta["ml_forecast_bps"] = prepared.forecast_bps
+    forecast = (
+        {"ml_forecast_bps": prepared.forecast_bps} if math.isfinite(prepared.forecast_bps) else {}
+    )
     event = decision_event(
-        decision, prepared.inputs, risk_preset=context.risk_preset, metadata=meta
+        decision,
+        prepared.inputs,
+        risk_preset=context.risk_preset,
+        model_version=prepared.model_version if model_version is None else model_version,
+        origin=origin,
+        extras=forecast,
     )
     outcome = CoinDecision(
         decision=decision,

@@ -67,6 +67,7 @@ from trading_core.decision import (
     ConsensusRow,
     Decision,
     DecisionConfig,
+    EventOrigin,
     decide_bar,
     decision_event,
 )
@@ -256,7 +257,7 @@ class HamiltonEngine(OrderDesk):
             (time.perf_counter() - prepared_at) * 1e3
         )
         gates = release.gates if release else self.base_gates
-        metadata = self._metadata(release)
+        origin = self._origin(release)
         books = [self._book(symbol, tick) for symbol in fresh]
         invalid = [
             self._stale_reason(symbol, tick) or _book_reason(status)
@@ -268,7 +269,7 @@ class HamiltonEngine(OrderDesk):
                 # memory as the production decision found it
                 report.shadow_events += self.shadow.step(
                     batch, i, release, self.memories[symbol], gates,
-                    invalid_reason=invalid[i], metadata=metadata,
+                    invalid_reason=invalid[i], origin=origin,
                 )  # fmt: skip
         prepared = prepare_decisions(
             batch,
@@ -284,7 +285,7 @@ class HamiltonEngine(OrderDesk):
             bar = prepared_bar
             if status is not BookStatus.NO_FEED:
                 bar = replace(bar, inputs=replace(bar.inputs, book=top, book_status=status))
-            outcome, self.state = decide_prepared(bar, self.state, self.context, metadata=metadata)
+            outcome, self.state = decide_prepared(bar, self.state, self.context, origin=origin)
             self._record(outcome, tick, report)
             self._child(self.metrics.latency, "decision", "decide_coin").observe(
                 (time.perf_counter() - started) * 1e3
@@ -350,7 +351,7 @@ class HamiltonEngine(OrderDesk):
             decision,
             bar,
             risk_preset=self.context.risk_preset,
-            metadata={"model_version": None, **self._metadata(release)},
+            origin=self._origin(release),
         )
         report.decisions[symbol] = decision
         report.events.append(event)
@@ -361,12 +362,12 @@ class HamiltonEngine(OrderDesk):
     def _shadow(self) -> bool:
         return self.settings.mode == "shadow"
 
-    def _metadata(self, release: ServedRelease | None) -> dict[str, Any]:
-        return {
-            "release_id": release.id if release else None,
-            "mode": self.settings.mode,
-            "timeframe": self.settings.timeframe,
-        }
+    def _origin(self, release: ServedRelease | None) -> EventOrigin:
+        return EventOrigin(
+            release_id=release.id if release else None,
+            mode=self.settings.mode,
+            extras={"timeframe": self.settings.timeframe},
+        )
 
     def _record(self, outcome: CoinDecision, tick: Tick, report: TickReport) -> None:
         decision, event = outcome.decision, outcome.event

@@ -39,6 +39,7 @@ from hamilton_exec.tick.coin_decisions import (
 )
 from hamilton_exec.tick.newest_bars import NewestBars
 from hamilton_exec.tick.served_release import Challenger, CoinModels, ServedRelease
+from trading_core.decision import EventOrigin
 from trading_core.events import DecisionEvent
 from trading_core.regime import RegimeGates
 from trading_core.risk import RiskEnforcer, RiskState
@@ -91,11 +92,18 @@ class VirtualBook:
         return accounting.trade_return
 
     def decide(
-        self, prepared: PreparedDecision, context: DecisionContext, *, metadata: dict[str, Any]
+        self,
+        prepared: PreparedDecision,
+        context: DecisionContext,
+        *,
+        origin: EventOrigin,
+        model_version: str | None = None,
     ) -> tuple[CoinDecision, float]:
         """Decide the prepared bar (its memory already advanced by ``prepare_decisions``),
         queue its virtual order, and return the bar's net return."""
-        outcome, self.state = decide_prepared(prepared, self.state, context, metadata=metadata)
+        outcome, self.state = decide_prepared(
+            prepared, self.state, context, origin=origin, model_version=model_version
+        )
         if outcome.decision.action is not Action.HOLD:
             self.broker.submit(order_request(outcome.decision, outcome.inputs))
         equity = self.state.equity_usd
@@ -218,7 +226,7 @@ class ShadowTrader:
         gates: RegimeGates,
         *,
         invalid_reason: str,
-        metadata: dict[str, Any],
+        origin: EventOrigin,
     ) -> list[DecisionEvent]:
         """Fill, decide and account every pair of the coin of row ``index`` of ``batch`` on its
         newest bar (call before the production decision advances ``production_memory``); the
@@ -234,7 +242,7 @@ class ShadowTrader:
             if pair is None:
                 pair = self._start(symbol, challenger, production_memory, open_ms)
             event = self._step_pair(pair, challenger, release.coin(coin), batch, index, gates,
-                                    invalid_reason, metadata)  # fmt: skip
+                                    invalid_reason, origin)  # fmt: skip
             self.sink.add_event(event, release_id=release.id, shadow=True)
             events.append(event)
         return events
@@ -262,7 +270,7 @@ class ShadowTrader:
         index: int,
         gates: RegimeGates,
         invalid_reason: str,
-        metadata: dict[str, Any],
+        origin: EventOrigin,
     ) -> DecisionEvent:
         open_ms = int(batch.timestamps_ms[index])
         period = self._period(pair, open_ms)
@@ -282,12 +290,13 @@ class ShadowTrader:
             gates,
             invalid_reasons=[invalid_reason, invalid_reason],
         )
-        _, champion_return = pair.mirror.decide(mirror_bar, self.context, metadata=metadata)
+        _, champion_return = pair.mirror.decide(mirror_bar, self.context, origin=origin)
         decided_by = challenger.models.version_for(int(batch.regimes[index]))
         outcome, challenger_return = pair.book.decide(
-            challenger_bar, self.context,
-            metadata={**metadata, "model_version": challenger.name, "shadow": True,
-                      "shadow_of": challenger.champion, "decided_by": decided_by},
+            challenger_bar, self.context, model_version=challenger.name,
+            origin=origin.with_extras(
+                shadow=True, shadow_of=challenger.champion, decided_by=decided_by
+            ),
         )  # fmt: skip
         period.champion_returns.append(champion_return)
         period.challenger_returns.append(challenger_return)

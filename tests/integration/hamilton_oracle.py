@@ -47,8 +47,9 @@ from trading_core.backtest import bar_inputs_at
 from trading_core.config.models import RegimeDetectionSection
 from trading_core.consensus import engine_votes as vote_records
 from trading_core.costs import BookTop
-from trading_core.decision import consensus_row, decide_bar, decision_event
+from trading_core.decision import EventOrigin, consensus_row, decide_bar, decision_event
 from trading_core.decision.inputs import decision_inputs, engine_votes, ml_vote
+from trading_core.decision.step import NO_ORIGIN
 from trading_core.engines import (
     ENGINE_NAMES,
     ML_INPUT_COLUMNS,
@@ -287,7 +288,7 @@ def decide_coin(
     *,
     book: BookTop | None = None,
     invalid_reason: str = "",
-    metadata: dict[str, Any] | None = None,
+    origin: EventOrigin = NO_ORIGIN,
 ) -> tuple[CoinDecision, RiskState]:
     """Decide the coin's newest bar through the history path and advance its memory.
 
@@ -328,10 +329,11 @@ def decide_coin(
         edge_source="ml_brain" if math.isfinite(float(forecast[0])) else "consensus",
     )
     decision, state = decide_bar(bar, state, config=context.decision_config)
-    meta = {"model_version": models.version_for(regime), **(metadata or {})}
-    if math.isfinite(float(forecast[0])):
-        meta["ml_forecast_bps"] = float(forecast[0])
-    event = decision_event(decision, bar, risk_preset=context.risk_preset, metadata=meta)
+    finite = math.isfinite(float(forecast[0]))
+    event = decision_event(
+        decision, bar, risk_preset=context.risk_preset, model_version=models.version_for(regime),
+        origin=origin, extras={"ml_forecast_bps": float(forecast[0])} if finite else None,
+    )  # fmt: skip
     outcome = CoinDecision(
         decision=decision,
         inputs=bar,

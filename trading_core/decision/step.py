@@ -25,7 +25,7 @@ backtest gives the same decisions (bit for bit;
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -62,7 +62,13 @@ from trading_core.decision.kernel import (
     decide_core,
     reason_from_code,
 )
-from trading_core.events import DecisionEvent, EngineVote, EventCosts, split_metadata
+from trading_core.events import (
+    TYPED_METADATA_KEYS,
+    DecisionEvent,
+    EngineVote,
+    EventCosts,
+    EventMode,
+)
 from trading_core.risk import DenialReason, Fill, RiskEnforcer, RiskLimits, RiskState
 from trading_core.risk.enforcer import epoch_ms
 from trading_core.risk.reasons import STATE_CODE, denial_from_code
@@ -361,18 +367,46 @@ def paper_fill(decision: Decision, reference_price: float, filled_at: datetime) 
     return Fill(decision.symbol, decision.signed_qty, float(price), float(fee), filled_at)
 
 
+@dataclass(frozen=True, slots=True)
+class EventOrigin:
+    """Where a decision was served, recorded on its :class:`DecisionEvent`: the release
+    (``None``: no release served), the service mode, and extras stored with the event (the
+    timeframe; a shadow challenger's pairing). Typed here so no caller builds the serialised
+    metadata layout by hand."""
+
+    release_id: int | None = None
+    mode: EventMode | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        typed = sorted(TYPED_METADATA_KEYS.intersection(self.extras))
+        if typed:
+            raise ValueError(
+                f"EventOrigin extras {typed} are typed DecisionEvent fields: pass them as "
+                "release_id / mode / model_version, not as extras"
+            )
+
+    def with_extras(self, **extras: Any) -> "EventOrigin":
+        """This origin with ``extras`` added (a shadow challenger's pairing)."""
+        return replace(self, extras={**self.extras, **extras})
+
+
+NO_ORIGIN: Final = EventOrigin()
+
+
 def decision_event(
     decision: Decision,
     inputs: BarInputs,
     *,
     risk_preset: str,
-    metadata: Mapping[str, Any] | None = None,
+    model_version: str | None = None,
+    origin: EventOrigin = NO_ORIGIN,
+    extras: Mapping[str, Any] | None = None,
 ) -> DecisionEvent:
-    """The :class:`DecisionEvent` of ``decision``: votes from the consensus row; reasons, qty
-    and the cost breakdown as typed fields; edge source and consensus agreement/confidence as
-    extras. ``metadata`` is in the serialised layout: its typed keys (``model_version``,
-    ``release_id``, ``mode``, ...) become the fields, the rest are extras."""
-    typed, extras = split_metadata(metadata or {})
+    """The :class:`DecisionEvent` of ``decision``: votes from the consensus row; reasons, qty,
+    the cost breakdown, the model version and the origin's release and mode as typed fields;
+    edge source, consensus agreement/confidence, the origin's extras and ``extras`` (e.g.
+    the ML forecast) as metadata."""
     costs = EventCosts(
         fee_bps=decision.costs.fee_bps,
         spread_bps=decision.costs.spread_bps,
@@ -383,7 +417,6 @@ def decision_event(
         spread_fallback=decision.spread_fallback,
         slippage_source=decision.slippage_source,
     )
-    fields: dict[str, Any] = {"reasons": decision.reasons, "qty": decision.qty, "costs": costs}
     return DecisionEvent(
         timestamp=decision.timestamp,
         symbol=decision.symbol,
@@ -399,7 +432,13 @@ def decision_event(
             "edge_source": inputs.edge_source,
             "agreement": inputs.consensus.agreement,
             "consensus_confidence": inputs.consensus.confidence,
-            **extras,
+            **origin.extras,
+            **(extras or {}),
         },
-        **(fields | typed),
+        reasons=decision.reasons,
+        qty=decision.qty,
+        costs=costs,
+        model_version=model_version,
+        release_id=origin.release_id,
+        mode=origin.mode,
     )

@@ -58,6 +58,7 @@ from tests.unit.market_fixtures import require_real_data
 from trading_core.brain import BrainLibrary
 from trading_core.config.models import EngineConfig
 from trading_core.costs import BookStatus
+from trading_core.decision import EventOrigin
 from trading_core.decision.inputs import ServingTables
 from trading_core.market.synthetic import SyntheticMarket
 from trading_core.regime import RegimeGates
@@ -292,7 +293,9 @@ def test_batched_decisions_equal_decide_coin_bit_for_bit(
             )  # fmt: skip
             events[name] = []
             for bar in prepared:
-                outcome, path.state = decide_prepared(bar, path.state, context)
+                outcome, path.state = decide_prepared(
+                    bar, path.state, context, origin=EventOrigin()
+                )
                 events[name].append(outcome.event.to_dict())
         path, events["row_by_row"] = paths["row_by_row"], []
         for i, symbol in enumerate(fresh):  # as the shadow books call it: a row of its own
@@ -300,7 +303,7 @@ def test_batched_decisions_equal_decide_coin_bit_for_bit(
                 batch.take([i]), [models[i]], [path.memories[symbol]], context, served.gates,
                 invalid_reasons=[invalid[i]],
             )  # fmt: skip
-            outcome, path.state = decide_prepared(bar, path.state, context)
+            outcome, path.state = decide_prepared(bar, path.state, context, origin=EventOrigin())
             events["row_by_row"].append(outcome.event.to_dict())
         path = paths["per_coin"]
         events["per_coin"] = []

@@ -14,6 +14,7 @@ from trading_core.decision import (
     ConsensusRow,
     Decision,
     DecisionConfig,
+    EventOrigin,
     consensus_row,
     decide_bar,
     decision_event,
@@ -189,7 +190,9 @@ def test_decision_event_carries_votes_reasons_and_costs() -> None:
     votes = (EngineVote("trend_v1", 0.8, 0.9, 0.4), EngineVote("breakout", 0.6, 0.7, 0.3))
     inputs = _inputs(consensus=ConsensusRow(0.8, 0.9, 0.9, Action.BUY, votes))
     decision, _ = _decide(inputs)
-    event = decision_event(decision, inputs, risk_preset="balanced", metadata={"release": "r1"})
+    event = decision_event(
+        decision, inputs, risk_preset="balanced", origin=EventOrigin(extras={"release": "r1"})
+    )
     assert event.action == "buy"
     assert event.engine_votes == votes
     assert event.reasons == decision.reasons
@@ -197,6 +200,28 @@ def test_decision_event_carries_votes_reasons_and_costs() -> None:
     assert event.metadata["release"] == "r1"
     assert event.costs is not None and event.costs.fee_bps == 8.0
     assert type(event).from_dict(event.to_dict()) == event
+
+
+def test_decision_event_origin_fills_the_typed_fields_and_refuses_typed_extras() -> None:
+    inputs = _inputs(Action.BUY)
+    decision, _ = _decide(inputs)
+    origin = EventOrigin(release_id=7, mode="shadow", extras={"timeframe": "1h"})
+    event = decision_event(
+        decision, inputs, risk_preset="balanced", model_version="BTC_TREND_1h@v2",
+        origin=origin.with_extras(shadow=True), extras={"ml_forecast_bps": 12.5},
+    )  # fmt: skip
+    assert (event.release_id, event.mode, event.model_version) == (7, "shadow", "BTC_TREND_1h@v2")
+    assert dict(event.metadata) == {
+        "edge_source": inputs.edge_source,
+        "agreement": inputs.consensus.agreement,
+        "consensus_confidence": inputs.consensus.confidence,
+        "timeframe": "1h",
+        "shadow": True,
+        "ml_forecast_bps": 12.5,
+    }
+    assert origin.extras == {"timeframe": "1h"}  # with_extras copies
+    with pytest.raises(ValueError, match="release_id"):
+        EventOrigin(extras={"release_id": 7})
 
 
 def test_consensus_row_reads_one_bar_of_a_vectorized_result() -> None:
