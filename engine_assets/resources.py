@@ -6,9 +6,9 @@ from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-from distributed import Client
 from pydantic import PrivateAttr
 
 from trading_core.brain import BrainLibrary
@@ -18,6 +18,9 @@ from trading_core.market.source import MarketDataSource
 from trading_core.market.sources import make_source
 from trading_core.observability.logging import get_logger
 from trading_core.training.cluster import ClusterPlan, open_client, plan_for_this_machine
+
+if TYPE_CHECKING:  # annotations only: importing distributed costs each Dagster step ~0.6 s
+    from distributed import Client
 
 log = get_logger(__name__)
 
@@ -93,7 +96,7 @@ class DaskResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     engine_config: EngineConfigResource
     processes: bool = True
     attach_address: str = ""
-    _opened: tuple[Client, ClusterPlan] | None = PrivateAttr(default=None)
+    _opened: "tuple[Client, ClusterPlan] | None" = PrivateAttr(default=None)
     _closer: ExitStack | None = PrivateAttr(default=None)
     _in_run: bool = PrivateAttr(default=False)
 
@@ -113,7 +116,7 @@ class DaskResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             closer.close()
 
     @contextmanager
-    def client(self) -> Iterator[tuple[Client, ClusterPlan]]:
+    def client(self) -> Iterator["tuple[Client, ClusterPlan]"]:
         """The run's client and plan. Leaving the block does not close a run's cluster (the
         teardown does); outside a Dagster run nothing would tear it down, so there the cluster
         lives exactly as long as the block."""
@@ -128,7 +131,7 @@ class DaskResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         yield self._opened
 
     @contextmanager
-    def _open(self) -> Iterator[tuple[Client, ClusterPlan]]:
+    def _open(self) -> Iterator["tuple[Client, ClusterPlan]"]:
         plan = self.plan()
         with open_client(plan, processes=self.processes) as client:
             yield client, plan

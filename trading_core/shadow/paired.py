@@ -21,8 +21,6 @@ from typing import ClassVar, Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import norm
-from statsmodels.stats.sandwich_covariance import S_hac_simple
 
 from trading_core.errors import DataValidationError, InsufficientDataError
 
@@ -122,6 +120,10 @@ def resolve_lag(max_lag: int | None, n_periods: int) -> int:
 
 def long_run_covariance(centered: FloatArray, max_lag: int) -> FloatArray:
     """Newey–West (Bartlett) long-run covariance of a centered (n,) or (n, k) series, per bar."""
+    # imported where used: statsmodels and scipy.stats at module level cost every process that
+    # imports the shadow package (each Dagster step, Hamilton) ~1 s (bench/cli_startup.py)
+    from statsmodels.stats.sandwich_covariance import S_hac_simple
+
     n_periods = centered.shape[0]
     covariance: FloatArray = np.asarray(S_hac_simple(centered, nlags=max_lag), dtype=np.float64)
     per_bar: FloatArray = covariance / n_periods
@@ -130,6 +132,8 @@ def long_run_covariance(centered: FloatArray, max_lag: int) -> FloatArray:
 
 def one_sided_normal(estimate: float, standard_error: float) -> tuple[float, float, float]:
     """(z, p for estimate > 0, p for estimate < 0); a zero standard error gives z = ±inf or 0."""
+    from scipy.stats import norm
+
     if standard_error > 0.0:
         z = estimate / standard_error
     else:

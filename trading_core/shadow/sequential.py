@@ -30,9 +30,6 @@ function ``2 - 2 Phi(z_{alpha/2} / sqrt(t))`` when ``t0 -> 0``. For ``t0 = 0.5``
 import math
 from functools import lru_cache
 
-from scipy import integrate, optimize
-from scipy.stats import norm
-
 _START_FRACTION_ONE = 1.0 - 1e-12  # t0 at 1 is a single look: the fixed-sample boundary
 _U_RANGE = 40.0
 _SQRT_2 = math.sqrt(2.0)
@@ -41,6 +38,11 @@ _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 def crossing_probability(boundary: float, start_fraction: float) -> float:
     """P(sup of a standard Brownian motion over [start_fraction, 1] >= ``boundary``)."""
+    # scipy is imported where used: scipy.stats at module level costs every process importing
+    # the shadow package (each Dagster step, Hamilton) ~1 s (bench/cli_startup.py)
+    from scipy import integrate
+    from scipy.stats import norm
+
     if not 0.0 < start_fraction <= 1.0:
         raise ValueError(f"start_fraction={start_fraction!r} must lie in (0, 1]")
     if start_fraction >= _START_FRACTION_ONE:
@@ -62,6 +64,9 @@ def crossing_probability(boundary: float, start_fraction: float) -> float:
 @lru_cache(maxsize=64)
 def obrien_fleming_constant(alpha: float, start_fraction: float) -> float:
     """The ``c`` with ``crossing_probability(c, start_fraction) == alpha``."""
+    from scipy import optimize
+    from scipy.stats import norm
+
     if not 0.0 < alpha < 0.5:
         raise ValueError(f"alpha={alpha!r} must lie in (0, 0.5)")
     if not 0.0 < start_fraction <= 1.0:
@@ -80,6 +85,8 @@ def sequential_alpha(
     alpha: float, *, duration_days: float, min_duration_days: float, max_duration_days: float
 ) -> float:
     """One-sided per-look level at ``duration_days`` keeping the overall level <= ``alpha``."""
+    from scipy.stats import norm
+
     if not 0.0 < min_duration_days <= max_duration_days:
         raise ValueError(
             f"need 0 < min_duration_days={min_duration_days!r} <= "

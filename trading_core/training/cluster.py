@@ -26,13 +26,15 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
-
-from distributed import Client, LocalCluster
+from typing import TYPE_CHECKING, Any, Literal
 
 from trading_core.config.models import DistributedSection
 from trading_core.errors import ConfigError
 from trading_core.observability.logging import get_logger
+
+if TYPE_CHECKING:  # distributed is imported where a cluster is opened: at module level it costs
+    # every process importing the training package (each Dagster step) ~0.6 s
+    from distributed import Client
 
 log = get_logger(__name__)
 
@@ -142,7 +144,7 @@ def workers_offering(
     return sorted(address for address, info in workers.items() if offers(info))
 
 
-def check_workers_offer(client: Client, plan: ClusterPlan) -> None:
+def check_workers_offer(client: "Client", plan: ClusterPlan) -> None:
     """Refuse to run on a cluster where no worker can take the plan's tasks: a task that asks
     for a resource no worker has waits forever (until the per-job timeout, an hour by default)."""
     needed = plan.task_resources
@@ -169,8 +171,10 @@ def _worker_env(plan: ClusterPlan, processes: bool) -> dict[str, Any]:
 
 
 @contextmanager
-def open_client(plan: ClusterPlan, *, processes: bool = True) -> Iterator[Client]:
+def open_client(plan: ClusterPlan, *, processes: bool = True) -> Iterator["Client"]:
     """A connected client for ``plan``; a local cluster is closed on exit."""
+    from distributed import Client, LocalCluster
+
     if plan.kind == "existing":
         with Client(plan.address, timeout="30s") as client:
             check_workers_offer(client, plan)

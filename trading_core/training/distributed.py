@@ -12,11 +12,13 @@ import time
 import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
-
-from distributed import Client, Future, wait
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
 
 from trading_core.observability.logging import get_logger
+
+if TYPE_CHECKING:  # distributed is imported where a cluster is opened or waited on: at module
+    # level it costs every process importing the training package (each Dagster step) ~0.6 s
+    from distributed import Client, Future
 
 log = get_logger(__name__)
 
@@ -38,13 +40,13 @@ class JobOutcome(Generic[R]):
 class _Running(Generic[J]):
     key: Hashable
     job: J
-    future: Future
+    future: "Future"
     started: float
     attempt: int
 
 
 def run_jobs(
-    client: Client,
+    client: "Client",
     jobs: Sequence[J],
     fn: Callable[[J], R],
     *,
@@ -112,8 +114,10 @@ def _settle(run: _Running[J], timeout_s: float) -> JobOutcome[R] | None:
     return None
 
 
-def _wait_some(futures: list[Future], poll_s: float) -> None:
+def _wait_some(futures: list["Future"], poll_s: float) -> None:
     """Block until one future completes or ``poll_s`` passes (then timeouts are checked)."""
+    from distributed import wait
+
     try:
         wait(futures, timeout=poll_s, return_when="FIRST_COMPLETED")
     except TimeoutError:

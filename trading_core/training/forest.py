@@ -17,14 +17,16 @@ Reference: Chen and Guestrin (2016), "XGBoost: A Scalable Tree Boosting System",
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numba
 import numpy as np
 import numpy.typing as npt
-import xgboost as xgb
 
 from trading_core.errors import TrainingError
+
+if TYPE_CHECKING:  # only annotations: see trading_core.training.model
+    import xgboost as xgb
 
 FloatArray = npt.NDArray[np.float64]
 IDENTITY_OBJECTIVES: Final = frozenset(
@@ -93,7 +95,7 @@ def _check_supported(model: dict[str, Any]) -> None:
         raise TrainingError("multi-target models are not supported")
 
 
-def flatten_booster(booster: xgb.Booster) -> FlatForest:
+def flatten_booster(booster: "xgb.Booster") -> FlatForest:
     """One booster as a one-forest :class:`FlatForest` (TrainingError if unsupported)."""
     model = json.loads(bytes(booster.save_raw(raw_format="json")))
     _check_supported(model)

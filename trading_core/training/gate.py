@@ -36,8 +36,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
-from statsmodels.stats.multitest import multipletests
 
 from trading_core.config.models import PromotionGateSection
 from trading_core.training.significance import (
@@ -157,12 +155,18 @@ def _insufficient(key: KeyEvidence, section: PromotionGateSection) -> str:
 
 def _p_value(evidence: SharpeEvidence) -> float:
     """One-sided p-value of "true Sharpe <= 0": 1 - PSR(0)."""
+    from scipy.stats import norm  # lazy: see _adjust
+
     se = evidence.standard_error
     return float(norm.sf(evidence.sharpe_per_bar / se))
 
 
 def _adjust(p_values: dict[str, float], n_tests: int, method: str) -> dict[str, float]:
     """Multiple-testing adjusted p-values over ``n_tests`` (unseen tests count as p = 1)."""
+    # imported here, not at module level: scipy.stats and statsmodels cost every process that
+    # imports the training package (each Dagster step) ~1.5 s (bench/cli_startup.py)
+    from statsmodels.stats.multitest import multipletests
+
     if not p_values:
         return {}
     observed = np.array(list(p_values.values()), dtype=np.float64)

@@ -9,14 +9,18 @@ pickled. ``device`` is ``"cpu"`` or ``"cuda"``; the CUDA path is the same call w
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import xgboost as xgb
 
 from trading_core.config.models import ModelSection
 from trading_core.errors import TrainingError
+
+if TYPE_CHECKING:  # xgboost is imported where a model is trained, loaded or predicted: a
+    # module-level import costs every process that merely imports the training package (each
+    # Dagster step, the command line) ~1.5 s, as xgboost pulls in sklearn and pandas
+    import xgboost as xgb
 
 FloatArray = npt.NDArray[np.float64]
 MODEL_FORMAT = "ubj"
@@ -80,6 +84,8 @@ def fit_forward_return_model(
     params = xgb_params(section, device=device)
     # No feature names in the DMatrix: XGBoost re-validates them on every boosting round (~40%
     # of a small fit). The Brain Library keeps the feature list; predict_bps checks the width.
+    import xgboost as xgb
+
     dtrain = xgb.DMatrix(x, label=y, nthread=section.nthread)
     booster = xgb.train(params, dtrain, num_boost_round=section.n_estimators)
     pred = booster.predict(dtrain)
@@ -93,8 +99,10 @@ def fit_forward_return_model(
     )
 
 
-def load_booster(artifact: bytes, *, nthread: int = 1) -> xgb.Booster:
+def load_booster(artifact: bytes, *, nthread: int = 1) -> "xgb.Booster":
     """A booster from its UBJ (or JSON) bytes; unreadable bytes raise TrainingError."""
+    import xgboost as xgb
+
     booster = xgb.Booster(params={"nthread": nthread})
     try:
         booster.load_model(bytearray(artifact))
@@ -106,7 +114,9 @@ def load_booster(artifact: bytes, *, nthread: int = 1) -> xgb.Booster:
 
 
 def predict_bps(
-    booster: xgb.Booster, features: npt.NDArray[np.floating[Any]], feature_names: tuple[str, ...]
+    booster: "xgb.Booster",
+    features: npt.NDArray[np.floating[Any]],
+    feature_names: tuple[str, ...],
 ) -> FloatArray:
     """Predicted forward return in bps per row."""
     x = np.ascontiguousarray(features, dtype=np.float32)
@@ -115,6 +125,8 @@ def predict_bps(
             f"feature matrix {x.shape} does not match the model's {booster.num_features()} "
             f"features ({len(feature_names)} names given)"
         )
+    import xgboost as xgb
+
     dmat = xgb.DMatrix(x)
     return np.asarray(booster.predict(dmat), dtype=np.float64)
 

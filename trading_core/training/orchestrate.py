@@ -8,9 +8,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
-
-from distributed import Client
+from typing import TYPE_CHECKING, Any, Literal
 
 from trading_core.brain import BrainLibrary, ModelKey, ModelVersion
 from trading_core.brain.push import push_current_stages
@@ -25,6 +23,10 @@ from trading_core.training.selection import choose_stage, compare_with_champion
 from trading_core.training.significance import SharpeEvidence
 from trading_core.training.train import KeyTraining, train_coin
 from trading_core.types import Stage, bars_per_year
+
+if TYPE_CHECKING:  # distributed is imported where a cluster is opened or waited on: at module
+    # level it costs every process importing the training package (each Dagster step) ~0.6 s
+    from distributed import Client
 
 log = get_logger(__name__)
 ACTOR = "training-dag"
@@ -88,7 +90,7 @@ def plan_jobs(
 
 
 def fan_out(
-    client: Client,
+    client: "Client",
     jobs: Sequence[CoinJob],
     fn: Callable[[CoinJob], list[Any]],
     config: EngineConfig,
@@ -133,13 +135,13 @@ def fan_out(
 
 
 def train_all(
-    client: Client, jobs: Sequence[CoinJob], config: EngineConfig, **kw: Any
+    client: "Client", jobs: Sequence[CoinJob], config: EngineConfig, **kw: Any
 ) -> StepReport:
     return fan_out(client, jobs, train_coin, config, **kw)
 
 
 def validate_all(
-    client: Client, jobs: Sequence[CoinJob], config: EngineConfig, **kw: Any
+    client: "Client", jobs: Sequence[CoinJob], config: EngineConfig, **kw: Any
 ) -> StepReport:
     return fan_out(client, jobs, validate_coin, config, **kw)
 

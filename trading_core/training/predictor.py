@@ -8,14 +8,17 @@ predicted by the model of its regime; rows of a regime without a model get NaN, 
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import xgboost as xgb
 
 from trading_core.engines import ML_INPUT_COLUMNS
 from trading_core.training.model import predict_bps
+
+if TYPE_CHECKING:  # only annotations: see trading_core.training.model
+    import xgboost as xgb
 
 FloatArray = npt.NDArray[np.float64]
 REGIME_COLUMN = "regime"
@@ -25,7 +28,7 @@ REGIME_COLUMN = "regime"
 class RegimeModelPredictor:
     """``boosters`` maps a regime code to its booster (all trained on ML_INPUT_COLUMNS)."""
 
-    boosters: Mapping[int, xgb.Booster]
+    boosters: Mapping[int, "xgb.Booster"]
     feature_names: tuple[str, ...] = ML_INPUT_COLUMNS
     _empty: bool = field(init=False, repr=False)
 

@@ -29,7 +29,6 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.stats import kurtosis, norm, skew
 
 EULER_MASCHERONI: Final = 0.5772156649015329
 # Below this many returns the normal approximation of the Sharpe ratio's distribution (Lo 2002)
@@ -70,6 +69,10 @@ def sharpe_evidence(
     Never raises on bad data: a series that is too short, constant or holds NaN/inf comes back
     with ``problem`` set (and NaN moments), which the gate turns into "insufficient evidence".
     """
+    # imported here, not at module level: scipy.stats and statsmodels cost every process that
+    # imports the training package (each Dagster step) ~1.5 s (bench/cli_startup.py)
+    from scipy.stats import kurtosis, skew
+
     values = np.asarray(returns, dtype=np.float64).ravel()
     n = int(values.size)
     bad = int(np.count_nonzero(~np.isfinite(values)))
@@ -118,6 +121,8 @@ def probabilistic_sharpe_ratio(
     kurtosis: float = 3.0,
 ) -> float:
     """P(true Sharpe > ``benchmark_sharpe``) given the observed per-bar Sharpe ratio."""
+    from scipy.stats import norm
+
     se = sharpe_standard_error(sharpe_per_bar, n_returns, skewness=skewness, kurtosis=kurtosis)
     return float(norm.cdf((sharpe_per_bar - benchmark_sharpe) / se))
 
@@ -125,6 +130,8 @@ def probabilistic_sharpe_ratio(
 def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
     """Expected maximum of ``n_trials`` zero-mean Sharpe estimates with variance
     ``sharpe_variance`` (Bailey & López de Prado 2014, eq. 2; 0 for a single trial)."""
+    from scipy.stats import norm
+
     if n_trials < 1:
         raise ValueError(f"n_trials={n_trials} must be >= 1")
     if not sharpe_variance >= 0.0:
