@@ -100,6 +100,7 @@ class StreamingFeed(PollingFeed):
         self._fill_now = False
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: DataSourceError | None = None
+        self._depth_missing: frozenset[str] = frozenset()  # dropped books already reported
 
     # --- ticks --------------------------------------------------------------------------
 
@@ -298,37 +299,42 @@ class StreamingFeed(PollingFeed):
             await self.client.watch_bids_asks(list(self.symbols))
             return
         if self._depth_books_lost():
-            await self._resync_depth("a book dropped after a sequence gap")
-            return
+            self._depth_gap("a book dropped after a sequence gap")
         try:
             book = await self.client.watch_order_book_for_symbols(list(self.symbols))
         except ccxt.ChecksumError:
-            await self._resync_depth("sequence gap in the depth stream")
+            self._depth_books_lost()  # the dropped book is now seen: counted once, here
+            self._depth_gap("sequence gap in the depth stream")
             return
         self._on_depth(book)
 
     def _depth_books_lost(self) -> bool:
-        """Whether ccxt dropped a coin's book after a sequence gap without telling this watch.
+        """Whether ccxt dropped a coin's book since the last look (a book still missing is
+        reported once).
 
-        ccxt rejects only the coin's own future; when another coin's update settled the shared
-        watch first, the error is lost, and the next watch would re-subscribe and rebuild the
-        book silently (no log, no count). This runs before every watch, so it always sees the
-        drop first: an O(1) length test on every call (at 400 coins books update thousands of
-        times a second), the full scan only when a book is missing. Throttling this check by
-        time (as it once was) let ccxt's silent rebuild win under load.
+        On a sequence gap ccxt drops the coin's book and its subscription and rejects only that
+        coin's future; when another coin's update settled the shared watch first, the error is
+        lost. The next watch re-subscribes and ccxt rebuilds the book from a fresh snapshot by
+        itself: this check, before every watch, is what counts and logs it. An O(1) length test
+        on every call (at 400 coins books update thousands of times a second), the scan only
+        when a book is missing. (A check throttled to once per 0.1 s let ccxt's silent rebuild
+        win under load, and unsubscribing every book to resync raced ccxt's own rebuild.)
         """
         books = getattr(self.client, "orderbooks", {})
-        if not books:
-            return False  # not subscribed yet, or every book is being rebuilt
-        return len(books) < len(self.symbols) and any(s not in books for s in self.symbols)
+        if not books or len(books) >= len(self.symbols):
+            self._depth_missing = frozenset()
+            return False  # not subscribed yet, or every book is there
+        missing = frozenset(s for s in self.symbols if s not in books)
+        dropped = missing - self._depth_missing
+        self._depth_missing = missing
+        return bool(dropped)
 
-    async def _resync_depth(self, reason: str) -> None:
-        """Unsubscribe every book; the next watch subscribes again and syncs from snapshots."""
+    def _depth_gap(self, reason: str) -> None:
+        """Count and log a depth-stream sequence gap; ccxt's next watch re-subscribes and
+        rebuilds the book from a snapshot."""
         if self.metrics is not None:
             self.metrics.dropped.labels("depth_resync").inc()
         _log().warning("feed_depth_resync", reason=reason)
-        with contextlib.suppress(ccxt.BaseError):
-            await self.client.un_watch_order_book_for_symbols(list(self.symbols))
 
     def _on_depth(self, book: Any) -> None:
         now = self.clock()
