@@ -115,6 +115,8 @@ class StreamingFeed(PollingFeed):
                 close = utc_ms(self.next_open_ms + self.step_ms)
                 if self.metrics is not None:
                     self.metrics.close_to_tick.observe(max((now - close).total_seconds(), 0.0))
+                if self.settings.book == "depth":
+                    self._refresh_depth_quotes(now)
                 yield Tick(self.next_open_ms, candles, now, books=dict(self.books))
                 self.finals = {t: b for t, b in self.finals.items() if t > self.next_open_ms}
                 self.next_open_ms += self.step_ms
@@ -335,6 +337,28 @@ class StreamingFeed(PollingFeed):
         if self.metrics is not None:
             self.metrics.dropped.labels("depth_resync").inc()
         _log().warning("feed_depth_resync", reason=reason)
+
+    def _refresh_depth_quotes(self, now: datetime) -> None:
+        """Every coin's quote from ccxt's books, once per tick. A watch returns one coin's book
+        (the first to update), so under load a coin whose updates rarely come first (or whose
+        book ccxt just rebuilt after a gap) kept an old quote while ccxt's book was fresh. The
+        quote's time is the book's last event time (the venue's ``E``), never after ``now``."""
+        books = getattr(self.client, "orderbooks", {})
+        for symbol in self.symbols:
+            book = books.get(symbol)
+            if book is None or book.get("nonce") is None or book.get("timestamp") is None:
+                continue  # not synced yet (no snapshot, or no update applied since)
+            at = min(datetime.fromtimestamp(int(book["timestamp"]) / 1000, tz=UTC), now)
+            held = self.books.get(symbol)
+            bids, asks = book.get("bids") or [], book.get("asks") or []
+            if (held is not None and held.received_at >= at) or not bids or not asks:
+                continue
+            quote = quote_from_levels(
+                symbol, bids[0][0], asks[0][0], bids[0][1], asks[0][1], at,
+                bids=_levels(bids), asks=_levels(asks),
+            )  # fmt: skip
+            if quote is not None:
+                self.books[symbol] = quote
 
     def _on_depth(self, book: Any) -> None:
         now = self.clock()
