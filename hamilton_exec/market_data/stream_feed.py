@@ -350,25 +350,23 @@ class StreamingFeed(PollingFeed):
                 continue  # not synced yet (no snapshot, or no update applied since)
             at = min(datetime.fromtimestamp(int(book["timestamp"]) / 1000, tz=UTC), now)
             held = self.books.get(symbol)
-            bids, asks = book.get("bids") or [], book.get("asks") or []
-            if (held is not None and held.received_at >= at) or not bids or not asks:
-                continue
-            quote = quote_from_levels(
-                symbol, bids[0][0], asks[0][0], bids[0][1], asks[0][1], at,
-                bids=_levels(bids), asks=_levels(asks),
-            )  # fmt: skip
-            if quote is not None:
-                self.books[symbol] = quote
+            if held is None or held.received_at < at:
+                self._keep_depth_quote(symbol, book, at)
 
     def _on_depth(self, book: Any) -> None:
         now = self.clock()
         self.last_message["book"] = now
         symbol = book.get("symbol")
+        if symbol in self.symbols:
+            self._keep_depth_quote(symbol, book, now)
+
+    def _keep_depth_quote(self, symbol: str, book: Any, at: datetime) -> None:
+        """``symbol``'s quote from a ccxt order book (top level and depth), timed ``at``."""
         bids, asks = book.get("bids") or [], book.get("asks") or []
-        if symbol not in self.symbols or not bids or not asks:
+        if not bids or not asks:
             return
         quote = quote_from_levels(
-            symbol, bids[0][0], asks[0][0], bids[0][1], asks[0][1], now,
+            symbol, bids[0][0], asks[0][0], bids[0][1], asks[0][1], at,
             bids=_levels(bids), asks=_levels(asks),
         )  # fmt: skip
         if quote is not None:
